@@ -1,0 +1,79 @@
+// The libc functions onacc calls directly, opened once per thread (each Worker dlopens its own handle),
+// plus the small helpers every binding needs: C strings, errno, and checked return values.
+import { dlopen, FFIType, read as readPtr, type Pointer } from "bun:ffi";
+import { SyscallError } from "./errors.ts";
+
+const { i32, u32, u64, i64_fast, u64_fast, ptr, cstring } = FFIType;
+
+// Hint: size_t/ssize_t use the *_fast types so results come back as numbers, not BigInts.
+const lib = dlopen("libc.so.6", {
+  __errno_location: { args: [], returns: ptr },
+  read: { args: [i32, ptr, u64_fast], returns: i64_fast },
+  write: { args: [i32, ptr, u64_fast], returns: i64_fast },
+  pread64: { args: [i32, ptr, u64_fast, i64_fast], returns: i64_fast },
+  close: { args: [i32], returns: i32 },
+  openat: { args: [i32, ptr, i32, u32], returns: i32 },
+  fstat: { args: [i32, ptr], returns: i32 },
+  readlink: { args: [ptr, ptr, u64_fast], returns: i64_fast },
+  fsync: { args: [i32], returns: i32 },
+  poll: { args: [ptr, u64_fast, i32], returns: i32 },
+  eventfd: { args: [u32, i32], returns: i32 },
+  fanotify_init: { args: [u32, u32], returns: i32 },
+  fanotify_mark: { args: [i32, u32, u64, i32, ptr], returns: i32 },
+  inotify_init1: { args: [i32], returns: i32 },
+  inotify_add_watch: { args: [i32, ptr, u32], returns: i32 },
+  inotify_rm_watch: { args: [i32, i32], returns: i32 },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  connect: { args: [i32, ptr, u32], returns: i32 },
+  send: { args: [i32, ptr, u64_fast, i32], returns: i64_fast },
+  recv: { args: [i32, ptr, u64_fast, i32], returns: i64_fast },
+  sendmsg: { args: [i32, ptr, i32], returns: i64_fast },
+  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  getpid: { args: [], returns: i32 },
+  gettid: { args: [], returns: i32 },
+  getrlimit: { args: [i32, ptr], returns: i32 },
+  setrlimit: { args: [i32, ptr], returns: i32 },
+  getpwnam: { args: [ptr], returns: ptr },
+  getpwuid: { args: [u32], returns: ptr },
+  setsid: { args: [], returns: i32 },
+  clock_gettime: { args: [i32, ptr], returns: i32 },
+});
+
+export const libc = lib.symbols;
+void cstring;
+
+/** errno of the calling thread; read it right after the failing call. */
+export function errno(): number {
+  const p = libc.__errno_location();
+  return p ? readPtr.i32(p as Pointer, 0) : 0;
+}
+
+/** A NUL-terminated copy of a string or byte path, in its own ArrayBuffer (see the ptr() pitfall). */
+export function cstr(value: string | Uint8Array): Uint8Array {
+  const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value;
+  const out = new Uint8Array(new ArrayBuffer(bytes.length + 1));
+  out.set(bytes);
+  return out;
+}
+
+/** Throws SyscallError when a libc call returned -1; returns the result otherwise. */
+export function check(name: string, ret: number, detail?: string): number {
+  if (ret === -1) throw new SyscallError(name, errno(), detail);
+  return ret;
+}
+
+/** A zeroed buffer with its own ArrayBuffer, safe to hand to the kernel. */
+export function structBuffer(size: number): Uint8Array {
+  return new Uint8Array(new ArrayBuffer(size));
+}
+
+const CLOCK_MONOTONIC = 1;
+const timespec = structBuffer(16);
+const timespecView = new DataView(timespec.buffer);
+
+/** CLOCK_MONOTONIC in milliseconds: the same clock in every Worker (performance.now() is not). */
+export function monotonicMs(): number {
+  libc.clock_gettime(CLOCK_MONOTONIC, timespec);
+  return Number(timespecView.getBigInt64(0, true)) * 1000 + Number(timespecView.getBigInt64(8, true)) / 1e6;
+}

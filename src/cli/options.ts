@@ -1,0 +1,33 @@
+// What the clamonacc-compatible command line asks for, after validation. src/cli/args.ts builds it from
+// argv; the engine and the clamd client read it. Flag meanings are clamonacc's and never change.
+import type { ScanMode } from "../clamd/types.ts";
+
+export type ActionOnFound =
+  | { kind: "none" }
+  | { kind: "remove" } // --remove
+  | { kind: "move"; dir: string } // --move=DIR
+  | { kind: "copy"; dir: string }; // --copy=DIR
+
+export interface RunOptions {
+  /** -c/--config-file; default /etc/clamav/clamd.conf. */
+  configFile: string;
+  /** -F/--foreground: stay attached, print to the console. */
+  foreground: boolean;
+  /** -v/--verbose. */
+  verbose: boolean;
+  /** -l/--log=FILE. */
+  logFile?: string;
+  /** -W/--watch-list=FILE. */
+  watchList?: string;
+  /** -e/--exclude-list=FILE. */
+  excludeList?: string;
+  action: ActionOnFound;
+  /** -z/--allmatch. */
+  allmatch: boolean;
+  /** --fdpass / --stream; "auto" = fd passing over a local socket, streaming over TCP. */
+  scanMode: ScanMode | "auto";
+  /** -p/--ping=N[:I] and -w/--wait (= 30:1): wait for clamd before starting. */
+  ping?: { attempts: number; intervalSec: number };
+}
+
+export const DEFAULT_CONFIG_FILE = "/etc/clamav/clamd.conf";
