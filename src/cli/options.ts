@@ -28,6 +28,12 @@ export interface RunOptions {
   scanMode: ScanMode | "auto";
   /** -p/--ping=N[:I] and -w/--wait (= 30:1): wait for clamd before starting. */
   ping?: { attempts: number; intervalSec: number };
+  /** -p/--ping without -w/--wait: as in clamonacc, only ping clamd (exit 0 on PONG, 1 when it never answers). */
+  pingOnly?: boolean;
+  /** -h/--help: print the help and exit 0. */
+  help?: boolean;
+  /** -V/--version: print the version and exit 0. */
+  version?: boolean;
 }
 
 export const DEFAULT_CONFIG_FILE = "/etc/clamav/clamd.conf";

@@ -15,7 +15,7 @@ export interface OnAccessOptions {
   excludePaths: string[];
   /** OnAccessExcludeUname: exact user names (not prefixes, unlike clamonacc). */
   excludeUnames: string[];
-  /** OnAccessExcludeUID (repeatable). */
+  /** OnAccessExcludeUID (repeatable). 0 means root here (in clamonacc a 0 disabled the whole option). */
   excludeUids: number[];
   /** OnAccessExcludeRootUID. */
   excludeRootUid: boolean;
@@ -42,7 +42,7 @@ export interface OnaccConfig {
   file: string;
   /** LocalSocket first (preferred for fd passing), then TCPAddr × TCPSocket. */
   endpoints: ClamdEndpoint[];
-  /** StreamMaxLength in bytes (clamd's default 100 MiB when unset... see schema for the exact default). */
+  /** StreamMaxLength in bytes; clamd's default 100 MiB when unset; 0 = no limit (clamd reads 0 as its maximum). */
   streamMaxLength: number;
   /** clamd's User: excluded from scanning automatically so clamd never waits on onacc. */
   clamdUser?: string;
