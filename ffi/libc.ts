@@ -16,6 +16,7 @@ const lib = dlopen("libc.so.6", {
   fstat: { args: [i32, ptr], returns: i32 },
   readlink: { args: [ptr, ptr, u64_fast], returns: i64_fast },
   fsync: { args: [i32], returns: i32 },
+  getdents64: { args: [i32, ptr, u64_fast], returns: i64_fast },
   poll: { args: [ptr, u64_fast, i32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
   fanotify_init: { args: [u32, u32], returns: i32 },
@@ -28,6 +29,7 @@ const lib = dlopen("libc.so.6", {
   send: { args: [i32, ptr, u64_fast, i32], returns: i64_fast },
   recv: { args: [i32, ptr, u64_fast, i32], returns: i64_fast },
   sendmsg: { args: [i32, ptr, i32], returns: i64_fast },
+  sendto: { args: [i32, ptr, u64_fast, i32, ptr, u32], returns: i64_fast },
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getpid: { args: [], returns: i32 },
@@ -37,10 +39,15 @@ const lib = dlopen("libc.so.6", {
   getpwnam: { args: [ptr], returns: ptr },
   getpwuid: { args: [u32], returns: ptr },
   setsid: { args: [], returns: i32 },
+  dup2: { args: [i32, i32], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
 });
 
-export const libc = lib.symbols;
+// *_fast results are typed number | bigint; sizes and counts here never exceed 2^53, so call them numbers.
+type _NumberResults<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => bigint extends R ? Exclude<R, bigint> : R : T[K];
+};
+export const libc = lib.symbols as _NumberResults<typeof lib.symbols>;
 void cstring;
 
 /** errno of the calling thread; read it right after the failing call. */

@@ -1,0 +1,87 @@
+// File-descriptor facts the engine needs per event: fstat (type, size, times) and the path behind an fd
+// (readlink of /proc/self/fd/N, as raw bytes: names may hold newlines or invalid UTF-8).
+import { cstr, errno, libc, structBuffer } from "./libc.ts";
+
+// struct stat offsets for x86_64 and aarch64 (asm-generic) differ; both are described here.
+// Hint: x86_64 puts st_nlink before st_mode; asm-generic (arm64) puts st_mode first.
+const isX64 = process.arch === "x64";
+const ST = isX64
+  ? { size: 144, dev: 0, ino: 8, mode: 24, uid: 28, fsize: 48, mtimeSec: 88, mtimeNsec: 96, ctimeSec: 104, ctimeNsec: 112 }
+  : { size: 128, dev: 0, ino: 8, mode: 16, uid: 24, fsize: 48, mtimeSec: 88, mtimeNsec: 96, ctimeSec: 104, ctimeNsec: 112 };
+
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+
+/** The fields of struct stat onacc uses. Numbers: dev/ino fit in 53 bits on every filesystem seen here. */
+export interface FdStat {
+  dev: number;
+  ino: number;
+  mode: number;
+  uid: number;
+  size: number;
+  // Seconds and nanoseconds apart: a double of sec*1e9+nsec would lose the last bits.
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+}
+
+/** Reusable fstat for one thread. Returns errno (0 on success) and fills `out`. */
+export class Fstat {
+  private readonly buf = structBuffer(ST.size);
+  private readonly view = new DataView(this.buf.buffer);
+  stat(fd: number, out: FdStat): number {
+    if (libc.fstat(fd, this.buf) !== 0) return errno();
+    const v = this.view;
+    out.dev = Number(v.getBigUint64(ST.dev, true));
+    out.ino = Number(v.getBigUint64(ST.ino, true));
+    out.mode = v.getUint32(ST.mode, true);
+    out.uid = v.getUint32(ST.uid, true);
+    out.size = Number(v.getBigInt64(ST.fsize, true));
+    out.mtimeSec = Number(v.getBigInt64(ST.mtimeSec, true));
+    out.mtimeNsec = Number(v.getBigInt64(ST.mtimeNsec, true));
+    out.ctimeSec = Number(v.getBigInt64(ST.ctimeSec, true));
+    out.ctimeNsec = Number(v.getBigInt64(ST.ctimeNsec, true));
+    return 0;
+  }
+}
+
+export function emptyStat(): FdStat {
+  return { dev: 0, ino: 0, mode: 0, uid: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0 };
+}
+
+const PATH_MAX = 4096;
+
+/** Reusable readlink("/proc/self/fd/N") for one thread. */
+export class FdPath {
+  private readonly out = structBuffer(PATH_MAX);
+  /** The path bytes (a fresh copy), or null when the fd has no path (errno in `lastErrno`). */
+  lastErrno = 0;
+  path(fd: number): Uint8Array | null {
+    const n = libc.readlink(cstr(`/proc/self/fd/${fd}`), this.out, PATH_MAX);
+    if (n < 0) {
+      this.lastErrno = errno();
+      return null;
+    }
+    return this.out.slice(0, n);
+  }
+}
+
+export function closeFd(fd: number): void {
+  libc.close(fd);
+}
+
+/**
+ * Closes what `fd` refers to but keeps the number occupied by /dev/null, so a thread that still holds the
+ * number (a scanner finishing during shutdown) writes into /dev/null instead of a reused descriptor.
+ */
+export function retireFd(fd: number): void {
+  const devnull = libc.openat(-100, cstr("/dev/null"), 2 /* O_RDWR */ | 0x80000 /* O_CLOEXEC */, 0);
+  if (devnull < 0) {
+    libc.close(fd);
+    return;
+  }
+  libc.dup2(devnull, fd);
+  libc.close(devnull);
+}

@@ -1,0 +1,56 @@
+// Process-level libc calls: RLIMIT_NOFILE (each pending event holds an fd), user lookups through NSS
+// (getpwnam/getpwuid, so LDAP users resolve too), and detaching from the terminal.
+import { CString, read as readPtr, type Pointer } from "bun:ffi";
+import { check, cstr, libc, structBuffer } from "./libc.ts";
+
+export const RLIMIT_NOFILE = 7;
+export const AT_FDCWD = -100;
+const O_RDWR = 2;
+
+/** struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; } */
+export function getNofileLimit(): { soft: number; hard: number } {
+  const buf = structBuffer(16);
+  check("getrlimit", libc.getrlimit(RLIMIT_NOFILE, buf));
+  const v = new DataView(buf.buffer);
+  return { soft: Number(v.getBigUint64(0, true)), hard: Number(v.getBigUint64(8, true)) };
+}
+
+/** Raises the soft RLIMIT_NOFILE to the hard limit; returns the limit now in force. */
+export function raiseNofileLimit(): number {
+  const { soft, hard } = getNofileLimit();
+  if (soft >= hard) return soft;
+  const buf = structBuffer(16);
+  const v = new DataView(buf.buffer);
+  v.setBigUint64(0, BigInt(hard), true);
+  v.setBigUint64(8, BigInt(hard), true);
+  return libc.setrlimit(RLIMIT_NOFILE, buf) === 0 ? hard : soft;
+}
+
+// struct passwd: char *pw_name @0; char *pw_passwd @8; uid_t pw_uid @16; gid_t pw_gid @20; ...
+const PW_UID_OFFSET = 16;
+
+/** The uid of a user name, or undefined when there is no such user. Not thread-safe: main thread only. */
+export function uidOfUser(name: string): number | undefined {
+  const p = libc.getpwnam(cstr(name));
+  return p ? readPtr.u32(p as Pointer, PW_UID_OFFSET) : undefined;
+}
+
+/** The name of a uid, or undefined. Not thread-safe: main thread only. */
+export function userOfUid(uid: number): string | undefined {
+  const p = libc.getpwuid(uid);
+  if (!p) return undefined;
+  const namePtr = readPtr.ptr(p as Pointer, 0);
+  return namePtr ? new CString(namePtr as Pointer).toString() : undefined;
+}
+
+export function getpid(): number {
+  return libc.getpid();
+}
+
+/** Starts a new session and points fds 0-2 at /dev/null: the daemon half of detaching. */
+export function detachFromTerminal(): void {
+  libc.setsid();
+  const devnull = check("open", libc.openat(AT_FDCWD, cstr("/dev/null"), O_RDWR, 0), '"/dev/null"');
+  for (const fd of [0, 1, 2]) libc.dup2(devnull, fd);
+  if (devnull > 2) libc.close(devnull);
+}

@@ -1,0 +1,215 @@
+// The agent: turns a configuration into running protection. Creates the fanotify group, starts the reader
+// and scanner Workers, places the marks, runs the watchdog, and shuts everything down cleanly.
+import { ClamdClient, describeEndpoint } from "../clamd/client.ts";
+import type { ScanMode } from "../clamd/types.ts";
+import type { RunOptions } from "../cli/options.ts";
+import type { ClamdEndpoint, OnaccConfig } from "../config/types.ts";
+import { OnaccError, UsageError } from "../errors.ts";
+import type { Logger } from "../log/logger.ts";
+import {
+  FAN_ALLOW,
+  FAN_CLASS_CONTENT,
+  FAN_CLASS_NOTIF,
+  FAN_CLOEXEC,
+  FAN_CLOSE_WRITE,
+  FAN_NONBLOCK,
+  FAN_OPEN,
+  FAN_OPEN_PERM,
+  FAN_UNLIMITED_MARKS,
+  FAN_UNLIMITED_QUEUE,
+  O_CLOEXEC,
+  O_RDONLY,
+  fanotifyInit,
+} from "../../ffi/fanotify.ts";
+import { retireFd } from "../../ffi/fs.ts";
+import { libc, monotonicMs } from "../../ffi/libc.ts";
+import { WakeFd } from "../../ffi/poll.ts";
+import { getpid, raiseNofileLimit, uidOfUser } from "../../ffi/process.ts";
+import { placeMarks, type MarkReport } from "./marks.ts";
+import { errorResponse } from "./policy.ts";
+import { EventRing, type CounterName } from "./ring.ts";
+import type { EngineSettings, WorkerMessage } from "./settings.ts";
+import { READER_WORKER, SCANNER_WORKER } from "../worker-entries.ts";
+import { Watchdog } from "./watchdog.ts";
+
+/** Slack on top of OnAccessCurlTimeout × attempts before the watchdog answers for a scan. */
+const DEADLINE_MARGIN_MS = 1000;
+const WATCHDOG_INTERVAL_MS = 100;
+/** Event fds kept free for everything else the process opens (sockets, log files, quarantine copies). */
+const FD_RESERVE = 1024;
+const READ_BATCH_FDS = 2800; // one 64 KiB read() can hand over this many event fds
+
+export interface Agent {
+  readonly settings: EngineSettings;
+  readonly marks: MarkReport;
+  counters(): Record<CounterName, number>;
+  queueDepth(): number;
+  oldestPendingMs(): number;
+  /** SIGHUP: every thread reopens its log file. */
+  reopenLogs(): void;
+  /** Answers every pending event, closes the group, stops the Workers. */
+  stop(): Promise<void>;
+}
+
+/** Picks how file contents reach clamd (see README "Scan modes"). */
+export function chooseScanMode(opts: RunOptions, endpoint: ClamdEndpoint, log: Logger): ScanMode {
+  if (opts.scanMode === "fdpass" && endpoint.kind !== "unix") {
+    throw new UsageError(`--fdpass needs clamd on a LocalSocket; ${describeEndpoint(endpoint)} is TCP (use --stream)`);
+  }
+  const base: ScanMode = opts.scanMode === "auto" ? (endpoint.kind === "unix" ? "fdpass" : "stream") : opts.scanMode;
+  if (!opts.allmatch) return base;
+  // clamd offers all-match only as ALLMATCHSCAN by path; a local clamd can open the path (its own opens are
+  // excluded, so it never waits on onacc). Streaming to a remote clamd has no all-match form.
+  if (base === "stream" || endpoint.kind !== "unix") {
+    log.warn("--allmatch has no effect when streaming: clamd's INSTREAM reports the first signature only");
+    return base;
+  }
+  return "path";
+}
+
+function ringCapacity(): number {
+  const limit = raiseNofileLimit();
+  const room = Math.max(64, limit - FD_RESERVE - READ_BATCH_FDS);
+  let cap = 64;
+  while (cap * 2 <= Math.min(room, 4096)) cap *= 2;
+  return cap;
+}
+
+export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Logger): Promise<Agent> {
+  const oa = config.onAccess;
+  const endpoint = config.endpoints[0];
+  if (!endpoint) throw new OnaccError("E_CONFIG", `${config.file}: no clamd endpoint (set LocalSocket or TCPSocket/TCPAddr)`);
+  if (oa.includePaths.length === 0 && oa.mountPaths.length === 0) {
+    throw new OnaccError("E_CONFIG", `${config.file}: nothing to watch (set OnAccessIncludePath or OnAccessMountPath, or pass --watch-list)`);
+  }
+  const mode = chooseScanMode(opts, endpoint, log);
+
+  // clamd must be reachable; its PID (local socket) and its User are never scanned, so clamd opening a
+  // file can never wait on onacc — the deadlock a root clamd causes in clamonacc.
+  const probe = new ClamdClient({ endpoint, timeoutMs: oa.timeoutMs, retries: oa.retryAttempts, streamMaxLength: config.streamMaxLength });
+  probe.ping();
+  const excludePids: number[] = [];
+  const clamdPid = endpoint.kind === "unix" ? probe.peerPid() : undefined;
+  if (clamdPid !== undefined) excludePids.push(clamdPid);
+  const excludeUids = new Set(oa.excludeUids);
+  if (oa.excludeRootUid) excludeUids.add(0);
+  const clamdLocal = endpoint.kind === "unix" || ["127.0.0.1", "::1", "localhost"].includes(endpoint.host);
+  if (config.clamdUser && clamdLocal) {
+    const uid = uidOfUser(config.clamdUser);
+    if (uid !== undefined && uid !== 0) excludeUids.add(uid);
+    // A root clamd is excluded by PID only: excluding uid 0 would leave every root process unscanned.
+  }
+  for (const name of oa.excludeUnames) {
+    const uid = uidOfUser(name);
+    if (uid === undefined) log.warn(`OnAccessExcludeUname "${name}": no such user, ignored`);
+    else excludeUids.add(uid);
+  }
+
+  const prevention = oa.prevention;
+  const group = fanotifyInit(
+    (prevention ? FAN_CLASS_CONTENT : FAN_CLASS_NOTIF) | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS,
+    O_RDONLY | O_CLOEXEC,
+  );
+  const ring = EventRing.create(ringCapacity());
+  const wake = new WakeFd();
+  const settings: EngineSettings = {
+    group,
+    readerWakeFd: wake.fd,
+    ring: ring.buffers,
+    ownPid: getpid(),
+    prevention,
+    denyOnError: oa.denyOnError,
+    maxFileSize: oa.maxFileSize,
+    exclusions: { pids: excludePids, uids: [...excludeUids], paths: oa.excludePaths },
+    checkPathsInReader: oa.mountPaths.length > 0,
+    scan: {
+      mode,
+      endpoint,
+      timeoutMs: oa.timeoutMs,
+      retries: oa.retryAttempts,
+      streamMaxLength: config.streamMaxLength,
+      allmatch: opts.allmatch,
+    },
+    action: opts.action,
+    log: { logFile: opts.logFile, foreground: opts.foreground, verbose: opts.verbose },
+  };
+
+  const workers: Worker[] = [];
+  const onMessage = (m: WorkerMessage) => {
+    if (m.type === "log") log[m.level](m.message);
+    else if (m.type === "fatal") log.error(`${m.worker} stopped: ${m.message}`);
+  };
+  const spawn = (url: URL, data: object, name: string) =>
+    new Promise<void>((resolve, reject) => {
+      const w = new Worker(url, { name } as WorkerOptions);
+      workers.push(w);
+      let ready = false;
+      w.onmessage = (e: MessageEvent<WorkerMessage>) => {
+        if (e.data.type === "ready" && !ready) {
+          ready = true;
+          resolve();
+        } else if (e.data.type === "fatal" && !ready) reject(new OnaccError("E_RUNTIME", `${name} failed to start: ${e.data.message}`));
+        else onMessage(e.data);
+      };
+      w.onerror = (e) => {
+        log.error(`${name}: ${e.message}`);
+        if (!ready) reject(new OnaccError("E_RUNTIME", `${name} failed to start: ${e.message}`));
+      };
+      w.postMessage(data);
+    });
+
+  try {
+    await spawn(READER_WORKER, { settings }, "reader");
+    await Promise.all(
+      Array.from({ length: oa.maxThreads }, (_, i) => spawn(SCANNER_WORKER, { settings, index: i }, `scanner-${i}`)),
+    );
+  } catch (err) {
+    ring.stop();
+    wake.wake();
+    for (const w of workers) w.terminate();
+    libc.close(group);
+    throw err;
+  }
+
+  const mask = prevention ? FAN_OPEN_PERM : FAN_OPEN | FAN_CLOSE_WRITE;
+  const marks = placeMarks(group, mask, { mountPaths: oa.mountPaths, includePaths: oa.includePaths, excludePaths: oa.excludePaths });
+  for (const p of marks.problems) log.warn(p);
+  log.verbose(
+    `watching ${marks.directories} directories and ${marks.mounts} mounts; ${oa.maxThreads} scanners; scan mode ${mode} via ${describeEndpoint(endpoint)}; ` +
+      `prevention ${prevention ? "on" : "off"}, error policy ${errorResponse(settings) === FAN_ALLOW ? "allow" : "deny"}; ring ${ring.capacity}` +
+      (clamdPid !== undefined ? `; clamd pid ${clamdPid} excluded` : ""),
+  );
+
+  const deadlineMs = oa.timeoutMs * (oa.retryAttempts + 1) + DEADLINE_MARGIN_MS;
+  const watchdog = new Watchdog(ring, group, deadlineMs, errorResponse(settings));
+  const timer = setInterval(() => {
+    const n = watchdog.tick(monotonicMs());
+    if (n > 0) log.warn(`${n} event(s) not answered within ${deadlineMs} ms: answered by the error policy`);
+  }, WATCHDOG_INTERVAL_MS);
+
+  let stopped = false;
+  return {
+    settings,
+    marks,
+    counters: () => ring.snapshot(),
+    queueDepth: () => ring.depth(),
+    oldestPendingMs: () => watchdog.oldestPendingMs(monotonicMs()),
+    reopenLogs() {
+      ring.bumpLogGeneration();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      ring.stop();
+      wake.wake();
+      // Nothing may stay waiting: answer what is pending (allow — as the kernel does for a closed group),
+      // then close the group so events not yet read are allowed by the kernel.
+      watchdog.answerAll(FAN_ALLOW);
+      retireFd(group);
+      await Promise.race([Bun.sleep(300), Promise.all(workers.map((w) => new Promise((r) => w.addEventListener("close", r))))]);
+      for (const w of workers) w.terminate();
+      libc.close(wake.fd);
+    },
+  };
+}

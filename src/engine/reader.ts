@@ -1,0 +1,132 @@
+// The reader: drains the fanotify group, answers at once what needs no scan (onacc's own opens, clamd,
+// excluded users and paths, non-regular and oversized files) and queues the rest into the ring. It never
+// blocks on slow work and never opens a file: anything it waited on could be waiting on it.
+import {
+  FAN_ALL_PERM_EVENTS,
+  FAN_ALLOW,
+  FAN_CLOSE_WRITE,
+  FAN_Q_OVERFLOW,
+  ResponseWriter,
+  forEachEvent,
+} from "../../ffi/fanotify.ts";
+import { Errno } from "../../ffi/errors.ts";
+import { FdPath, Fstat, S_IFMT, S_IFREG, emptyStat } from "../../ffi/fs.ts";
+import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
+import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
+import { Exclusions } from "./exclusions.ts";
+import { errorResponse } from "./policy.ts";
+import { RateLimit, withSuppressed } from "./ratelimit.ts";
+import { EventRing, SlotFlag } from "./ring.ts";
+import type { EngineSettings, WorkerMessage } from "./settings.ts";
+
+const READ_BUFFER = 64 * 1024; // ~2,700 event records per read()
+
+export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): void {
+  const ring = EventRing.attach(s.ring);
+  const exclusions = new Exclusions(s.exclusions);
+  const responder = new ResponseWriter(s.group);
+  const wake = new WakeFd(s.readerWakeFd);
+  const fstat = new Fstat();
+  const st = emptyStat();
+  const fdPath = new FdPath();
+  const buf = structBuffer(READ_BUFFER);
+  const view = new DataView(buf.buffer);
+  const polls = new PollSet([
+    { fd: s.group, events: POLLIN },
+    { fd: s.readerWakeFd, events: POLLIN },
+  ]);
+  const overloadResponse = errorResponse(s);
+  const fullLimit = new RateLimit(60_000);
+  const overflowLimit = new RateLimit(60_000);
+  const checkUids = exclusions.hasUids;
+  const checkPaths = s.checkPathsInReader && exclusions.hasPaths;
+
+  const answer = (fd: number, perm: boolean, response: number) => {
+    if (perm) responder.respond(fd, response);
+    libc.close(fd);
+  };
+
+  const onEvent = (mask: number, fd: number, pid: number) => {
+    if (mask & FAN_Q_OVERFLOW) {
+      ring.count("overflow");
+      const n = overflowLimit.hit(monotonicMs());
+      if (n !== null) post({ type: "log", level: "warn", message: withSuppressed("fanotify queue overflowed: some events were lost", n) });
+      return;
+    }
+    if (fd < 0) return;
+    ring.count("events");
+    const perm = (mask & FAN_ALL_PERM_EVENTS) !== 0;
+    if (pid === s.ownPid) {
+      ring.count("ownPid");
+      return answer(fd, perm, FAN_ALLOW);
+    }
+    const now = monotonicMs();
+    if (exclusions.pid(pid) || (checkUids && exclusions.uidOf(pid, now))) {
+      ring.count("excluded");
+      return answer(fd, perm, FAN_ALLOW);
+    }
+    if (fstat.stat(fd, st) !== 0) {
+      ring.count("vanished");
+      return answer(fd, perm, FAN_ALLOW);
+    }
+    if ((st.mode & S_IFMT) !== S_IFREG) {
+      ring.count("notRegular");
+      return answer(fd, perm, FAN_ALLOW);
+    }
+    if (s.maxFileSize > 0 && st.size > s.maxFileSize) {
+      ring.count("tooLarge");
+      if (s.log.verbose) {
+        const p = fdPath.path(fd);
+        post({ type: "log", level: "verbose", message: `skipped (size ${st.size} > OnAccessMaxFileSize ${s.maxFileSize}): ${p ? pathText(p) : `fd ${fd}`}` });
+      }
+      return answer(fd, perm, FAN_ALLOW);
+    }
+    if (checkPaths) {
+      const p = fdPath.path(fd);
+      if (p && exclusions.path(p)) {
+        ring.count("excluded");
+        return answer(fd, perm, FAN_ALLOW);
+      }
+    }
+    const flags = (perm ? SlotFlag.PERM : 0) | (mask & FAN_CLOSE_WRITE ? SlotFlag.WRITTEN : 0);
+    if (ring.push(fd, pid, flags, now)) {
+      ring.count("queued");
+      return;
+    }
+    // Ring full: every scanner is busy and the backlog is at its bound. Answer now by the error policy
+    // rather than make the opener wait for a slot (see README: "When onacc is overloaded").
+    ring.count("ringFull");
+    if (overloadResponse === FAN_ALLOW) ring.count("allowed");
+    else ring.count("denied");
+    const n = fullLimit.hit(now);
+    if (n !== null) {
+      post({
+        type: "log",
+        level: "warn",
+        message: withSuppressed(`event queue full (${ring.capacity} pending): answered without a scan by the error policy`, n),
+      });
+    }
+    answer(fd, perm, overloadResponse);
+  };
+
+  post({ type: "ready", worker: "reader" });
+  while (!ring.stopping()) {
+    polls.wait(1000);
+    if (polls.revents(1)) wake.drain();
+    if (ring.stopping()) break;
+    for (;;) {
+      const n = libc.read(s.group, buf, READ_BUFFER);
+      if (n <= 0) {
+        const e = n < 0 ? errno() : 0;
+        if (e === Errno.EINTR) continue;
+        if (e !== Errno.EAGAIN && e !== 0) post({ type: "log", level: "error", message: `reading fanotify events failed: errno ${e}` });
+        break;
+      }
+      forEachEvent(view, n, onEvent);
+    }
+  }
+}
+
+function pathText(p: Uint8Array): string {
+  return JSON.stringify(new TextDecoder().decode(p));
+}

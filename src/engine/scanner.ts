@@ -1,0 +1,91 @@
+// A scanner: takes events from the ring, asks clamd, writes the one fanotify response, then logs, acts
+// on detections and closes the event fd exactly once. Each scanner Worker runs one of these loops.
+import { FAN_ALLOW, FAN_DENY, ResponseWriter } from "../../ffi/fanotify.ts";
+import { FdPath } from "../../ffi/fs.ts";
+import { libc, monotonicMs } from "../../ffi/libc.ts";
+import type { ScanOutcome } from "../clamd/types.ts";
+import { responseFor } from "./policy.ts";
+import { RateLimit, withSuppressed } from "./ratelimit.ts";
+import { EventRing, SlotFlag, SlotState } from "./ring.ts";
+import type { EngineSettings } from "./settings.ts";
+
+/** What a scanner needs from the outside world; the Worker wires the real clamd client, log and actions. */
+export interface ScannerDeps {
+  /** Scans the file behind `fd`; `path` is given when known (path mode needs it). Never throws. */
+  scan(fd: number, path: () => Uint8Array | null): ScanOutcome;
+  found(path: Uint8Array | null, fd: number, signatures: string[]): void;
+  error(message: string): void;
+  verbose(message: string): void;
+  /** Called when the ring's log generation changed (SIGHUP). */
+  reopenLog(): void;
+  /** Called between events: lets the Worker keep a clamd session alive or drop it. */
+  idle?(): void;
+}
+
+const closeFd = (fd: number) => {
+  libc.close(fd);
+};
+
+export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
+  const ring = EventRing.attach(s.ring);
+  const responder = new ResponseWriter(s.group);
+  const fdPath = new FdPath();
+  const errorLimit = new RateLimit(10_000);
+  let logGen = ring.logGeneration();
+
+  for (;;) {
+    const slot = ring.take(1000);
+    if (slot === -2) return;
+    if (ring.logGeneration() !== logGen) {
+      logGen = ring.logGeneration();
+      deps.reopenLog();
+    }
+    if (slot === -1) {
+      deps.idle?.();
+      continue;
+    }
+    if (!ring.startScan(slot)) {
+      // The watchdog answered it while it waited in the ring.
+      ring.release(slot, closeFd);
+      continue;
+    }
+    const fd = ring.fd(slot);
+    const perm = (ring.flags(slot) & SlotFlag.PERM) !== 0;
+    let path: Uint8Array | null | undefined;
+    const pathOnce = () => (path === undefined ? (path = fdPath.path(fd)) : path);
+
+    ring.scanEntered();
+    const outcome = deps.scan(fd, pathOnce);
+    ring.scanLeft();
+    ring.count("scanned");
+
+    const response = responseFor(outcome, s);
+    if (perm) {
+      if (ring.claimAnswer(slot, SlotState.SCANNING)) {
+        responder.respond(fd, response);
+        ring.answered(slot);
+        ring.count(response === FAN_DENY ? "denied" : "allowed");
+      } else {
+        deps.verbose(`verdict arrived after the deadline (${Math.round(monotonicMs() - ring.enqueued(slot))} ms): already answered by the error policy`);
+      }
+    }
+
+    if (outcome.ok && outcome.verdict.kind === "clean") {
+      ring.count("clean");
+    } else if (outcome.ok && outcome.verdict.kind === "infected") {
+      ring.count("infected");
+      deps.found(pathOnce(), fd, outcome.verdict.signatures);
+    } else {
+      ring.count("scanErrors");
+      const reason = outcome.ok ? (outcome.verdict.kind === "error" ? outcome.verdict.message : "") : outcome.error.message;
+      const n = errorLimit.hit(monotonicMs());
+      if (n !== null) {
+        const p = pathOnce();
+        const where = p ? new TextDecoder().decode(p) : `fd ${fd}`;
+        const decision = perm ? (response === FAN_ALLOW ? "allowed" : "denied") : "not scanned";
+        deps.error(withSuppressed(`${where}: scan failed, ${decision}: ${reason}`, n));
+      }
+    }
+    ring.release(slot, closeFd);
+  }
+}

@@ -1,0 +1,43 @@
+// Everything a Worker needs to do its part, as one structured-clonable object posted at start.
+import type { ClamdEndpoint } from "../config/types.ts";
+import type { ScanMode } from "../clamd/types.ts";
+import type { ActionOnFound } from "../cli/options.ts";
+import type { ExclusionSettings } from "./exclusions.ts";
+import type { RingBuffers } from "./ring.ts";
+
+export type { LogSettings } from "../log/logger.ts";
+import type { LogSettings } from "../log/logger.ts";
+
+export interface ScanSettings {
+  mode: ScanMode;
+  endpoint: ClamdEndpoint;
+  timeoutMs: number;
+  retries: number;
+  streamMaxLength: number;
+  allmatch: boolean;
+}
+
+export interface EngineSettings {
+  /** The fanotify group fd (shared by all threads of the process). */
+  group: number;
+  /** eventfd that wakes the reader out of poll(). */
+  readerWakeFd: number;
+  ring: RingBuffers;
+  ownPid: number;
+  prevention: boolean;
+  denyOnError: boolean;
+  /** Bytes; 0 = no limit. */
+  maxFileSize: number;
+  exclusions: ExclusionSettings;
+  /** Mount marks see the whole mount: the reader checks excluded paths itself. */
+  checkPathsInReader: boolean;
+  scan: ScanSettings;
+  action: ActionOnFound;
+  log: LogSettings;
+}
+
+/** Messages Workers post to the main thread. */
+export type WorkerMessage =
+  | { type: "ready"; worker: string }
+  | { type: "log"; level: "error" | "warn" | "info" | "verbose"; message: string }
+  | { type: "fatal"; worker: string; message: string };

@@ -1,0 +1,72 @@
+// Worker entry: one scanner thread. Wires the real clamd client, log and actions into the loop of
+// src/engine/scanner.ts.
+import { applyAction } from "../actions/apply.ts";
+import { ClamdClient } from "../clamd/client.ts";
+import type { ScanOutcome } from "../clamd/types.ts";
+import { runScanner } from "../engine/scanner.ts";
+import type { EngineSettings, WorkerMessage } from "../engine/settings.ts";
+import { ClamdError } from "../errors.ts";
+import { displayPath } from "../log/display-path.ts";
+import { createLogger } from "../log/logger.ts";
+
+declare const self: Worker;
+
+self.onmessage = (e: MessageEvent<{ settings: EngineSettings; index: number }>) => {
+  const { settings: s, index } = e.data;
+  const post = (m: WorkerMessage) => self.postMessage(m);
+  try {
+    const log = createLogger(s.log);
+    const client = new ClamdClient({
+      endpoint: s.scan.endpoint,
+      timeoutMs: s.scan.timeoutMs,
+      retries: s.scan.retries,
+      streamMaxLength: s.scan.streamMaxLength,
+    });
+    const scan = (fd: number, path: () => Uint8Array | null): ScanOutcome => {
+      try {
+        if (s.scan.mode === "path") {
+          const p = path();
+          // A path clamd cannot be sent (newline, vanished): fall back to the descriptor.
+          if (p && !isDeletedPath(p)) {
+            const out = client.scanPath(p, { allmatch: s.scan.allmatch });
+            if (out.ok || out.error.kind !== "refused") return out;
+          }
+          return s.scan.endpoint.kind === "unix" ? client.scanFd(fd) : client.scanStream(fd);
+        }
+        return s.scan.mode === "fdpass" ? client.scanFd(fd) : client.scanStream(fd);
+      } catch (err) {
+        // The client reports failures as outcomes; anything thrown is a bug, and still must not kill the Worker.
+        const error = err instanceof ClamdError ? err : new ClamdError("protocol", `scan failed: ${err instanceof Error ? err.message : String(err)}`);
+        return { ok: false, error, attempts: 1 };
+      }
+    };
+    post({ type: "ready", worker: `scanner-${index}` });
+    runScanner(s, {
+      scan,
+      found(path, _fd, signatures) {
+        const shown = path ?? new TextEncoder().encode(`(fd ${_fd})`);
+        for (const sig of signatures) log.found(shown, sig);
+        if (s.action.kind !== "none" && path) {
+          const r = applyAction(s.action, path, log);
+          if (!r.ok) log.error(`${displayPath(path)}: ${r.message}`);
+          else log.info(`${displayPath(path)}: ${r.message}`);
+        }
+      },
+      error: (m) => log.error(m),
+      verbose: (m) => log.verbose(m),
+      reopenLog: () => void log.reopen(),
+    });
+    log.close();
+  } catch (err) {
+    post({ type: "fatal", worker: `scanner-${index}`, message: err instanceof Error ? err.message : String(err) });
+  }
+  process.exit(0);
+};
+
+// readlink gives "/dir/name (deleted)" for an unlinked file: clamd could not open that path.
+const DELETED = new TextEncoder().encode(" (deleted)");
+function isDeletedPath(p: Uint8Array): boolean {
+  if (p.length < DELETED.length) return false;
+  for (let i = 0; i < DELETED.length; i++) if (p[p.length - DELETED.length + i] !== DELETED[i]) return false;
+  return true;
+}

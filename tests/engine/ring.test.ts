@@ -1,0 +1,108 @@
+import { describe, expect, test } from "bun:test";
+import { EventRing, SlotFlag, SlotState } from "../../src/engine/ring.ts";
+
+describe("EventRing", () => {
+  test("hands each queued event to exactly one taker, in order", () => {
+    const ring = EventRing.create(8);
+    for (let i = 0; i < 5; i++) expect(ring.push(100 + i, 1, SlotFlag.PERM, i)).toBe(true);
+    expect(ring.depth()).toBe(5);
+    const fds: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const slot = ring.take(0);
+      expect(ring.startScan(slot)).toBe(true);
+      fds.push(ring.fd(slot));
+    }
+    expect(fds).toEqual([100, 101, 102, 103, 104]);
+    expect(ring.take(0)).toBe(-1);
+  });
+
+  test("push() reports a full ring instead of overwriting a busy slot", () => {
+    const ring = EventRing.create(4);
+    for (let i = 0; i < 4; i++) expect(ring.push(i, 1, 0, 0)).toBe(true);
+    expect(ring.push(99, 1, 0, 0)).toBe(false);
+    const slot = ring.take(0);
+    expect(ring.startScan(slot)).toBe(true);
+    // Taken but still scanning: its slot is not free yet.
+    expect(ring.push(99, 1, 0, 0)).toBe(false);
+    const closed: number[] = [];
+    ring.release(slot, (fd) => closed.push(fd));
+    expect(closed).toEqual([0]);
+    expect(ring.push(99, 1, 0, 0)).toBe(true);
+  });
+
+  test("a slot answered by the watchdog while queued is not scanned, but its fd is closed once", () => {
+    const ring = EventRing.create(4);
+    ring.push(7, 1, SlotFlag.PERM, 0);
+    const slot = 0;
+    expect(ring.claimAnswer(slot, SlotState.QUEUED)).toBe(true);
+    ring.answered(slot);
+    const taken = ring.take(0);
+    expect(taken).toBe(slot);
+    expect(ring.startScan(taken)).toBe(false);
+    const closed: number[] = [];
+    ring.release(taken, (fd) => closed.push(fd));
+    expect(closed).toEqual([7]);
+    expect(ring.state(slot)).toBe(SlotState.FREE);
+  });
+
+  test("only one of scanner and watchdog gets to answer a scanning slot", () => {
+    const ring = EventRing.create(4);
+    ring.push(7, 1, SlotFlag.PERM, 0);
+    const slot = ring.take(0);
+    ring.startScan(slot);
+    expect(ring.claimAnswer(slot, SlotState.SCANNING)).toBe(true);
+    ring.answered(slot);
+    expect(ring.claimAnswer(slot, SlotState.SCANNING)).toBe(false);
+  });
+
+  test("take() returns -2 once the ring is stopping", () => {
+    const ring = EventRing.create(4);
+    ring.stop();
+    expect(ring.take(1000)).toBe(-2);
+  });
+
+  test("counters survive being read from another view of the same memory", () => {
+    const ring = EventRing.create(4);
+    const other = EventRing.attach(ring.buffers);
+    ring.count("denied", 3);
+    other.count("denied");
+    expect(ring.counter("denied")).toBe(4);
+  });
+
+  test("several Worker consumers take every event exactly once", async () => {
+    const ring = EventRing.create(64);
+    const src = `
+      import { EventRing } from ${JSON.stringify(new URL("../../src/engine/ring.ts", import.meta.url).pathname)};
+      self.onmessage = (e) => {
+        const ring = EventRing.attach(e.data);
+        const got = [];
+        for (;;) {
+          const slot = ring.take(200);
+          if (slot === -2) break;
+          if (slot < 0) continue;
+          if (!ring.startScan(slot)) continue;
+          got.push(ring.fd(slot));
+          ring.release(slot, () => {});
+        }
+        postMessage(got);
+      };`;
+    const file = `/tmp/onacc-ring-worker-${process.pid}.ts`;
+    await Bun.write(file, src);
+    const workers = Array.from({ length: 3 }, () => new Worker(file));
+    const results = workers.map((w) => new Promise<number[]>((r) => (w.onmessage = (e) => r(e.data))));
+    for (const w of workers) w.postMessage(ring.buffers);
+    let pushed = 0;
+    while (pushed < 2000) {
+      if (ring.push(pushed, 1, 0, 0)) pushed++;
+      else await Bun.sleep(0);
+    }
+    while (ring.depth() > 0) await Bun.sleep(5);
+    await Bun.sleep(50);
+    ring.stop();
+    const all = (await Promise.all(results)).flat().sort((a, b) => a - b);
+    for (const w of workers) w.terminate();
+    await Bun.file(file).delete();
+    expect(all.length).toBe(2000);
+    expect(all).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+  });
+});
