@@ -73,7 +73,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
   }
 
   const agent = await startAgent(config, opts, log);
-  log.info(`onacc ${VERSION} protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s)`);
+  log.info(`onacc ${VERSION} protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s) (pid ${process.pid})`);
   if (detachedChild) {
     writeSync(1, `${READY_LINE}\n`);
     detachFromTerminal();

@@ -1,7 +1,7 @@
 // How one log record becomes one line of text: the record type, the timestamp, and the default text
 // formats for the log file and the console. A JSON format would be one more LogFormatter here.
 
-export type LogLevel = "found" | "error" | "warn" | "info" | "verbose";
+export type LogLevel = "found" | "notice" | "error" | "warn" | "info" | "verbose";
 
 /** One log event, already made single-line by the logger. */
 export interface LogRecord {

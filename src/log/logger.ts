@@ -39,6 +39,8 @@ export interface LoggerOptions {
 export interface Logger {
   /** A detection: `<path>: <signature> FOUND`, the line clamonacc always logs. */
   found(path: string | Uint8Array, signature: string): void;
+  /** What onacc did about a detection ("moved to …"): always logged, like FOUND (clamdscan logs it too). */
+  notice(message: string): void;
   error(message: string): void;
   warn(message: string): void;
   /** Shown on the console; written to the file only with --verbose. */
@@ -94,11 +96,11 @@ export function createLogger(settings: LogSettings, options: LoggerOptions = {})
 
 // Without --verbose the file keeps clamonacc's promise: detections and problems only. The console also
 // shows info (start-up, actions taken), since someone running --foreground is watching it.
-const _fileLevelsQuiet = new Set<LogLevel>(["found", "error", "warn"]);
-const _consoleLevelsQuiet = new Set<LogLevel>(["found", "error", "warn", "info"]);
+const _fileLevelsQuiet = new Set<LogLevel>(["found", "notice", "error", "warn"]);
+const _consoleLevelsQuiet = new Set<LogLevel>(["found", "notice", "error", "warn", "info"]);
 
 // Hint: consola routes levels below `log` (error, warn) to stderr; FOUND uses `log` so it goes to stdout.
-const _consolaType = { found: "log", error: "error", warn: "warn", info: "info", verbose: "debug" } as const;
+const _consolaType = { found: "log", notice: "log", error: "error", warn: "warn", info: "info", verbose: "debug" } as const;
 
 const _STDOUT = 1;
 const _STDERR = 2;
@@ -136,6 +138,10 @@ class _FileAndConsoleLogger implements Logger {
       message: `${shownPath}: ${shownSignature} FOUND`,
       found: { path: shownPath, signature: shownSignature },
     });
+  }
+
+  notice(message: string): void {
+    this._emit({ time: new Date(), level: "notice", message: oneLine(message) });
   }
 
   error(message: string): void {

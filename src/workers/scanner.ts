@@ -47,9 +47,9 @@ self.onmessage = (e: MessageEvent<{ settings: EngineSettings; index: number }>) 
         const shown = path ?? new TextEncoder().encode(`(fd ${_fd})`);
         for (const sig of signatures) log.found(shown, sig);
         if (s.action.kind !== "none" && path) {
-          const r = applyAction(s.action, path, log);
+          const r = applyAction(s.action, path, log, _fd);
           if (!r.ok) log.error(`${displayPath(path)}: ${r.message}`);
-          else log.info(`${displayPath(path)}: ${r.message}`);
+          else log.notice(`${displayPath(path)}: ${r.message}`);
         }
       },
       error: (m) => log.error(m),
