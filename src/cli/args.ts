@@ -39,7 +39,13 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { long: "allmatch", short: "z", description: "Continue scanning within a file after the first match" },
   { long: "fdpass", description: "Pass file descriptors to clamd (LocalSocket only)" },
   { long: "stream", description: "Stream file contents to clamd" },
+  // onacc's own flags (clamonacc has no verdict cache). Defaults: 65536 entries, kernel cache on.
+  { long: "cache-size", value: "N", description: "Remember up to N clean file versions (0 turns the cache off; default 65536)" },
+  { long: "kernel-cache", value: "yes|no", description: "Let the kernel skip reopens of files found clean until they change (default yes)" },
 ];
+
+/** Defaults of onacc's own flags. */
+export const CACHE_SIZE_DEFAULT = 65536;
 
 /** The same flags as a citty ArgsDef, for the root command (see the comment at the top). */
 export const runArgsDef: ArgsDef = Object.fromEntries(
@@ -168,6 +174,8 @@ export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd(
     scanMode: on("fdpass") ? "fdpass" : on("stream") ? "stream" : "auto",
     help: on("help"),
     version: on("version"),
+    cacheSize: _parseCount("--cache-size", values.get("cache-size"), CACHE_SIZE_DEFAULT),
+    kernelCache: values.has("kernel-cache") ? _switchValue("--kernel-cache", values.get("kernel-cache")!) : true,
     pingOnly: pingText !== undefined && !on("wait"),
   };
   const logFile = path("log");
@@ -191,6 +199,15 @@ function _parsePing(text: string): { attempts: number; intervalSec: number } {
     );
   }
   return { attempts, intervalSec };
+}
+
+/** A whole number ≥ 0 given to `spelled`, or `fallback` when the flag is absent. */
+function _parseCount(spelled: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) > 1 << 26) {
+    throw new UsageError(`Invalid ${spelled} "${text}": expected a whole number from 0 to ${1 << 26}`);
+  }
+  return Number(text);
 }
 
 /** `--flag=yes`: the words clamonacc's option parser accepts for on/off flags. */

@@ -34,6 +34,10 @@ export interface RunOptions {
   help?: boolean;
   /** -V/--version: print the version and exit 0. */
   version?: boolean;
+  /** --cache-size=N: entries of the userspace verdict cache; 0 = off. */
+  cacheSize: number;
+  /** --kernel-cache=yes|no: fanotify ignore marks for files found clean. */
+  kernelCache: boolean;
 }
 
 export const DEFAULT_CONFIG_FILE = "/etc/clamav/clamd.conf";

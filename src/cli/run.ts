@@ -96,6 +96,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
       log.reopen();
       agent.reopenLogs();
     });
+    process.on("SIGUSR2", () => agent.flushCaches("SIGUSR2"));
   });
 }
 

@@ -25,6 +25,9 @@ import { retireFd } from "../../ffi/fs.ts";
 import { libc, monotonicMs } from "../../ffi/libc.ts";
 import { WakeFd } from "../../ffi/poll.ts";
 import { getpid, raiseNofileLimit, uidOfUser } from "../../ffi/process.ts";
+import { VerdictCache } from "./cache.ts";
+import { Invalidation } from "./invalidation.ts";
+import { flushKernelCache } from "./kernel-cache.ts";
 import { placeMarks, type MarkReport } from "./marks.ts";
 import { errorResponse } from "./policy.ts";
 import { EventRing, type CounterName } from "./ring.ts";
@@ -47,6 +50,8 @@ export interface Agent {
   oldestPendingMs(): number;
   /** SIGHUP: every thread reopens its log file. */
   reopenLogs(): void;
+  /** SIGUSR2: forget every cached verdict now. */
+  flushCaches(reason: string): void;
   /** Answers every pending event, closes the group, stops the Workers. */
   stop(): Promise<void>;
 }
@@ -111,6 +116,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     O_RDONLY | O_CLOEXEC,
   );
   const ring = EventRing.create(ringCapacity());
+  const userCache = opts.cacheSize > 0 ? VerdictCache.create(opts.cacheSize) : undefined;
   const wake = new WakeFd();
   const settings: EngineSettings = {
     group,
@@ -120,7 +126,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     prevention,
     denyOnError: oa.denyOnError,
     maxFileSize: oa.maxFileSize,
-    exclusions: { pids: excludePids, uids: [...excludeUids], paths: oa.excludePaths },
+    exclusions: { pids: excludePids, uids: [...excludeUids], paths: oa.excludePaths, watched: [...oa.includePaths, ...oa.mountPaths] },
     checkPathsInReader: oa.mountPaths.length > 0,
     scan: {
       mode,
@@ -130,6 +136,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       streamMaxLength: config.streamMaxLength,
       allmatch: opts.allmatch,
     },
+    cache: { user: userCache?.buffers, kernel: opts.kernelCache, ignoreMask: prevention ? FAN_OPEN_PERM : FAN_OPEN },
     action: opts.action,
     log: { logFile: opts.logFile, foreground: opts.foreground, verbose: opts.verbose },
   };
@@ -187,6 +194,29 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     if (n > 0) log.warn(`${n} event(s) not answered within ${deadlineMs} ms: answered by the error policy`);
   }, WATCHDOG_INTERVAL_MS);
 
+  const markTargets = { mountPaths: oa.mountPaths, includePaths: oa.includePaths, excludePaths: oa.excludePaths };
+  const flushCaches = (reason: string) => {
+    userCache?.clear();
+    if (opts.kernelCache) {
+      const report = flushKernelCache(group, mask, markTargets, ring);
+      for (const p of report.problems) log.warn(p);
+    }
+    ring.count("cacheFlushes");
+    log.verbose(`verdict caches flushed: ${reason}`);
+  };
+  const invalidation =
+    userCache || opts.kernelCache
+      ? new Invalidation({
+          endpoint,
+          databaseDirectory: config.databaseDirectory ?? (clamdLocal ? "/var/lib/clamav" : undefined),
+          timeoutMs: oa.timeoutMs,
+          flush: flushCaches,
+          suspendCaching: (on) => ring.setCachingSuspended(on),
+          warn: (m) => log.warn(m),
+        })
+      : undefined;
+  invalidation?.start();
+
   let stopped = false;
   return {
     settings,
@@ -197,10 +227,12 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     reopenLogs() {
       ring.bumpLogGeneration();
     },
+    flushCaches,
     async stop() {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
+      invalidation?.stop();
       ring.stop();
       wake.wake();
       // Nothing may stay waiting: answer what is pending (allow — as the kernel does for a closed group),

@@ -8,6 +8,8 @@ export interface ExclusionSettings {
   uids: number[];
   /** Absolute directory paths; matched on whole path components. */
   paths: string[];
+  /** What is watched on purpose (include and mount paths): used while temporary mount marks are up. */
+  watched: string[];
 }
 
 const UID_TTL_MS = 2000;
@@ -17,6 +19,7 @@ export class Exclusions {
   private readonly pids: Set<number>;
   private readonly uids: Set<number>;
   private readonly prefixes: Uint8Array[];
+  private readonly watchedPrefixes: Uint8Array[];
   private readonly uidCache = new Map<number, { uid: number; until: number }>();
 
   constructor(s: ExclusionSettings) {
@@ -24,6 +27,7 @@ export class Exclusions {
     this.uids = new Set(s.uids);
     const enc = new TextEncoder();
     this.prefixes = s.paths.map((p) => enc.encode(p.endsWith("/") ? p : `${p}/`));
+    this.watchedPrefixes = s.watched.map((p) => enc.encode(p.endsWith("/") ? p : `${p}/`));
   }
 
   get hasUids(): boolean {
@@ -53,12 +57,12 @@ export class Exclusions {
 
   /** True when `path` (bytes) lies inside an excluded directory. */
   path(path: Uint8Array): boolean {
-    outer: for (const prefix of this.prefixes) {
-      if (path.length < prefix.length) continue;
-      for (let i = 0; i < prefix.length; i++) if (path[i] !== prefix[i]) continue outer;
-      return true;
-    }
-    return false;
+    return underAny(path, this.prefixes);
+  }
+
+  /** True when `path` lies inside an include or mount path. */
+  watched(path: Uint8Array): boolean {
+    return underAny(path, this.watchedPrefixes);
   }
 }
 
@@ -75,4 +79,13 @@ export function effectiveUid(pid: number): number | undefined {
   }
   const m = /\nUid:\s+\d+\s+(\d+)/.exec(status);
   return m ? Number(m[1]) : undefined;
+}
+
+function underAny(path: Uint8Array, prefixes: Uint8Array[]): boolean {
+  outer: for (const prefix of prefixes) {
+    if (path.length < prefix.length) continue;
+    for (let i = 0; i < prefix.length; i++) if (path[i] !== prefix[i]) continue outer;
+    return true;
+  }
+  return false;
 }

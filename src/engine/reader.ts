@@ -13,7 +13,9 @@ import { Errno } from "../../ffi/errors.ts";
 import { FdPath, Fstat, S_IFMT, S_IFREG, emptyStat } from "../../ffi/fs.ts";
 import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
+import { VerdictCache } from "./cache.ts";
 import { Exclusions } from "./exclusions.ts";
+import { KernelCache } from "./kernel-cache.ts";
 import { errorResponse } from "./policy.ts";
 import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag } from "./ring.ts";
@@ -40,6 +42,9 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
   const overflowLimit = new RateLimit(60_000);
   const checkUids = exclusions.hasUids;
   const checkPaths = s.checkPathsInReader && exclusions.hasPaths;
+  const cache = s.cache.user ? VerdictCache.attach(s.cache.user) : undefined;
+  const kernelCache = s.cache.kernel ? new KernelCache(s.group, s.cache.ignoreMask) : undefined;
+  const after = emptyStat();
 
   const answer = (fd: number, perm: boolean, response: number) => {
     if (perm) responder.respond(fd, response);
@@ -81,12 +86,24 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
       }
       return answer(fd, perm, FAN_ALLOW);
     }
-    if (checkPaths) {
+    const filter = ring.pathFilter();
+    if (checkPaths || filter) {
       const p = fdPath.path(fd);
-      if (p && exclusions.path(p)) {
+      // While the cache flush's temporary mount marks are up, events from outside the watched trees arrive
+      // too: they are none of onacc's business.
+      if (p && (exclusions.path(p) || (filter && !exclusions.watched(p)))) {
         ring.count("excluded");
         return answer(fd, perm, FAN_ALLOW);
       }
+    }
+    if (cache) {
+      if (cache.has(st)) {
+        ring.count("cacheHits");
+        // The kernel's mark for it was evicted (or this is notification mode): put it back.
+        if (kernelCache && kernelCache.markClean(fd, st, fstat, after) === "marked") ring.count("kernelMarks");
+        return answer(fd, perm, FAN_ALLOW);
+      }
+      ring.count("cacheMisses");
     }
     const flags = (perm ? SlotFlag.PERM : 0) | (mask & FAN_CLOSE_WRITE ? SlotFlag.WRITTEN : 0);
     if (ring.push(fd, pid, flags, now)) {

@@ -26,6 +26,9 @@ const H_STOP = 3; // set to 1 at shutdown
 const H_LOG_GEN = 4; // bumped on SIGHUP: Workers reopen their log file
 const H_FLUSH_GEN = 5; // bumped when the verdict cache must be flushed
 const H_ACTIVE = 6; // scanner Workers currently inside a scan (watchdog: are they progressing?)
+const H_NO_CACHE = 7; // 1 while verdicts must not be cached (signatures may be changing)
+const H_PATH_FILTER = 8; // 1 while temporary mount marks are up: the reader filters events by path
+const H_SCANS_DONE = 9; // scans finished: the service watchdog checks that it moves
 const HEADER_WORDS = 16;
 
 // Per-slot Int32 fields.
@@ -58,6 +61,8 @@ export const Counter = {
   cacheEvictions: 18,
   cacheFlushes: 19,
   actionsFailed: 20,
+  kernelMarks: 21, // ignore marks added for files found clean
+  kernelMarksUndone: 22, // removed again: the file changed during its scan
 } as const;
 export type CounterName = keyof typeof Counter;
 const COUNTERS = 32;
@@ -238,11 +243,30 @@ export class EventRing {
   flushGeneration(): number {
     return Atomics.load(this.header, H_FLUSH_GEN);
   }
+  /** While set, scanners add nothing to the verdict caches (a signature reload may be under way). */
+  setCachingSuspended(on: boolean): void {
+    Atomics.store(this.header, H_NO_CACHE, on ? 1 : 0);
+  }
+  cachingSuspended(): boolean {
+    return Atomics.load(this.header, H_NO_CACHE) !== 0;
+  }
+  /** While set, the reader allows at once events outside the include paths (see kernel-cache.ts). */
+  setPathFilter(on: boolean): void {
+    Atomics.store(this.header, H_PATH_FILTER, on ? 1 : 0);
+  }
+  pathFilter(): boolean {
+    return Atomics.load(this.header, H_PATH_FILTER) !== 0;
+  }
+  scansDone(): number {
+    return Atomics.load(this.header, H_SCANS_DONE);
+  }
+
   scanEntered(): void {
     Atomics.add(this.header, H_ACTIVE, 1);
   }
   scanLeft(): void {
     Atomics.sub(this.header, H_ACTIVE, 1);
+    Atomics.add(this.header, H_SCANS_DONE, 1);
   }
   activeScans(): number {
     return Atomics.load(this.header, H_ACTIVE);

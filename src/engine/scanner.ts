@@ -1,9 +1,11 @@
 // A scanner: takes events from the ring, asks clamd, writes the one fanotify response, then logs, acts
 // on detections and closes the event fd exactly once. Each scanner Worker runs one of these loops.
 import { FAN_ALLOW, FAN_DENY, ResponseWriter } from "../../ffi/fanotify.ts";
-import { FdPath } from "../../ffi/fs.ts";
+import { FdPath, Fstat, emptyStat } from "../../ffi/fs.ts";
 import { libc, monotonicMs } from "../../ffi/libc.ts";
 import type { ScanOutcome } from "../clamd/types.ts";
+import { VerdictCache } from "./cache.ts";
+import { KernelCache, sameVersion } from "./kernel-cache.ts";
 import { responseFor } from "./policy.ts";
 import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag, SlotState } from "./ring.ts";
@@ -30,6 +32,11 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
   const ring = EventRing.attach(s.ring);
   const responder = new ResponseWriter(s.group);
   const fdPath = new FdPath();
+  const fstat = new Fstat();
+  const before = emptyStat();
+  const after = emptyStat();
+  const cache = s.cache.user ? VerdictCache.attach(s.cache.user) : undefined;
+  const kernelCache = s.cache.kernel ? new KernelCache(s.group, s.cache.ignoreMask) : undefined;
   const errorLimit = new RateLimit(10_000);
   let logGen = ring.logGeneration();
 
@@ -54,12 +61,27 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
     let path: Uint8Array | null | undefined;
     const pathOnce = () => (path === undefined ? (path = fdPath.path(fd)) : path);
 
+    const statOk = fstat.stat(fd, before) === 0;
     ring.scanEntered();
     const outcome = deps.scan(fd, pathOnce);
     ring.scanLeft();
     ring.count("scanned");
 
     const response = responseFor(outcome, s);
+    // Remember a clean verdict before the opener goes on (it may write next): both caches are keyed to
+    // the file version that was scanned, and a version that changed during the scan is not cached.
+    if (statOk && outcome.ok && outcome.verdict.kind === "clean" && !ring.cachingSuspended()) {
+      let unchanged: boolean;
+      if (kernelCache) {
+        const r = kernelCache.markClean(fd, before, fstat, after);
+        if (r === "marked") ring.count("kernelMarks");
+        else if (r === "undone") ring.count("kernelMarksUndone");
+        unchanged = r === "marked" || (r === "off" && fstat.stat(fd, after) === 0 && sameVersion(before, after));
+      } else {
+        unchanged = fstat.stat(fd, after) === 0 && sameVersion(before, after);
+      }
+      if (cache && unchanged && cache.add(before)) ring.count("cacheEvictions");
+    }
     if (perm) {
       if (ring.claimAnswer(slot, SlotState.SCANNING)) {
         responder.respond(fd, response);

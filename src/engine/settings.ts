@@ -4,6 +4,7 @@ import type { ScanMode } from "../clamd/types.ts";
 import type { ActionOnFound } from "../cli/options.ts";
 import type { ExclusionSettings } from "./exclusions.ts";
 import type { RingBuffers } from "./ring.ts";
+import type { CacheBuffers } from "./cache.ts";
 
 export type { LogSettings } from "../log/logger.ts";
 import type { LogSettings } from "../log/logger.ts";
@@ -32,6 +33,14 @@ export interface EngineSettings {
   /** Mount marks see the whole mount: the reader checks excluded paths itself. */
   checkPathsInReader: boolean;
   scan: ScanSettings;
+  cache: {
+    /** The shared userspace LRU; absent with --cache-size=0. */
+    user?: CacheBuffers;
+    /** Ignore marks for clean files (--kernel-cache). */
+    kernel: boolean;
+    /** The open event the group reports: FAN_OPEN_PERM with prevention, FAN_OPEN without. */
+    ignoreMask: number;
+  };
   action: ActionOnFound;
   log: LogSettings;
 }

@@ -31,7 +31,22 @@ describe("parseRunArgs() defaults", () => {
       help: false,
       version: false,
       pingOnly: false,
+      cacheSize: 65536,
+      kernelCache: true,
     });
+  });
+});
+
+describe("parseRunArgs() onacc's own flags", () => {
+  test("parseRunArgs() reads --cache-size and --kernel-cache", () => {
+    expect(parse("--cache-size=0", "--kernel-cache=no")).toMatchObject({ cacheSize: 0, kernelCache: false });
+    expect(parse("--cache-size", "1000")).toMatchObject({ cacheSize: 1000, kernelCache: true });
+  });
+
+  test("parseRunArgs() rejects a --cache-size that is not a whole number", () => {
+    expect(usageErrorOf("--cache-size=-1")).toMatch(/Invalid --cache-size "-1"/);
+    expect(usageErrorOf("--cache-size=lots")).toMatch(/Invalid --cache-size "lots"/);
+    expect(usageErrorOf("--kernel-cache=maybe")).toMatch(/Invalid --kernel-cache="maybe"/);
   });
 });
 

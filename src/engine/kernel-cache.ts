@@ -1,0 +1,100 @@
+// The kernel-side verdict cache: after a clean verdict, an evictable ignore mark for the open event on
+// that inode, added through the event's fd. Later opens raise no event at all; the kernel drops the mark
+// by itself on the next write (no FAN_MARK_IGNORED_SURV_MODIFY). Flushing it when signatures change
+// keeps every watched directory covered throughout (see flushKernelCache).
+import { readFileSync } from "node:fs";
+import { Errno } from "../../ffi/errors.ts";
+import {
+  FAN_MARK_ADD,
+  FAN_MARK_EVICTABLE,
+  FAN_MARK_FLUSH,
+  FAN_MARK_IGNORED_MASK,
+  FAN_MARK_MOUNT,
+  FAN_MARK_REMOVE,
+  fanotifyMark,
+  fanotifyMarkErrno,
+} from "../../ffi/fanotify.ts";
+import type { FdStat, Fstat } from "../../ffi/fs.ts";
+import { AT_FDCWD } from "../../ffi/process.ts";
+import { placeMarks, type MarkReport, type MarkTargets } from "./marks.ts";
+import type { EventRing } from "./ring.ts";
+
+export function sameVersion(a: FdStat, b: FdStat): boolean {
+  return (
+    a.size === b.size && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.ctimeSec === b.ctimeSec && a.ctimeNsec === b.ctimeNsec
+  );
+}
+
+/** Per-thread helper that adds ignore marks for clean files. */
+export class KernelCache {
+  private enabled = true;
+  constructor(
+    private readonly group: number,
+    /** FAN_OPEN_PERM with prevention, FAN_OPEN without. */
+    private readonly ignoreMask: number,
+  ) {}
+
+  /**
+   * Marks the file behind `fd` clean. `before` is its fstat from before the scan: if the file changed since
+   * (a write before the mark shows in ctime), the mark is taken off again. A write after the mark clears it.
+   * Returns "marked", "undone" or "off".
+   */
+  markClean(fd: number, before: FdStat, fstat: Fstat, after: FdStat): "marked" | "undone" | "off" {
+    if (!this.enabled) return "off";
+    const e = fanotifyMarkErrno(this.group, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_EVICTABLE, this.ignoreMask, fd, null);
+    if (e !== 0) {
+      // Kernels before 5.19 have no evictable marks; pinning every clean inode in memory is not worth
+      // it, so the kernel cache turns itself off there and the userspace cache carries on alone.
+      if (e === Errno.EINVAL) this.enabled = false;
+      return "off";
+    }
+    if (fstat.stat(fd, after) !== 0 || !sameVersion(before, after)) {
+      fanotifyMarkErrno(this.group, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, this.ignoreMask, fd, null);
+      return "undone";
+    }
+    return "marked";
+  }
+}
+
+/**
+ * Mount points under which `paths` lie (from /proc/self/mountinfo), longest match for each path.
+ */
+export function mountPointsOf(paths: string[]): string[] {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    // Field 5 is the mount point, with spaces and the like octal-escaped.
+    .map((l) => l.split(" ")[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  const found = new Set<string>();
+  for (const p of paths) {
+    let best = "/";
+    for (const m of mounts) {
+      const under = p === m || p.startsWith(m.endsWith("/") ? m : `${m}/`);
+      if (under && m.length > best.length) best = m;
+    }
+    found.add(best);
+  }
+  return [...found];
+}
+
+/**
+ * Removes every ignore mark (signatures changed). FAN_MARK_FLUSH takes all inode marks, the directory
+ * watch marks too, so for the moment of the flush and the re-marking walk a temporary mount mark covers
+ * each mount holding an include path, and the reader lets through at once what lies outside them.
+ */
+export function flushKernelCache(group: number, mask: number, t: MarkTargets, ring: EventRing): MarkReport {
+  const bridges = mountPointsOf(t.includePaths).filter((m) => !t.mountPaths.includes(m));
+  ring.setPathFilter(true);
+  const added: string[] = [];
+  try {
+    for (const m of bridges) {
+      fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_MOUNT, mask, AT_FDCWD, m);
+      added.push(m);
+    }
+    fanotifyMark(group, FAN_MARK_FLUSH, 0, AT_FDCWD, null);
+    return placeMarks(group, mask, { mountPaths: [], includePaths: t.includePaths, excludePaths: t.excludePaths });
+  } finally {
+    for (const m of added) fanotifyMarkErrno(group, FAN_MARK_REMOVE | FAN_MARK_MOUNT, mask, AT_FDCWD, m);
+    ring.setPathFilter(false);
+  }
+}
