@@ -1,0 +1,275 @@
+// How the client fails: peers that accept and never answer (TCP and unix), listeners whose backlog is full,
+// peers that hang up mid-reply or talk nonsense. Every failure is a typed outcome, bounded by the timeout,
+// retried the configured number of times, and never a verdict.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { dlopen, FFIType } from "bun:ffi";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AF_INET, AF_UNIX, closeFd, encodeSockaddr, openStreamSocket } from "../../ffi/socket.ts";
+import { ClamdClient } from "../../src/clamd/client.ts";
+import type { ClamdEndpoint } from "../../src/config/types.ts";
+import { ClamdError } from "../../src/errors.ts";
+import { EICAR } from "../fixtures/signatures.ts";
+import type { FakePeerReady, PeerMode } from "./fake-peer.ts";
+import { withFd } from "./helpers.ts";
+
+const TIMEOUT = 300;
+// Generous: the bound must hold, not be fast; a client without one would hang until the test's own timeout.
+const MARGIN = 1500;
+
+let dir: string;
+let eicar: string;
+beforeAll(() => {
+  dir = mkdtempSync("/tmp/onacc-clamd-fail-");
+  eicar = join(dir, "eicar.com");
+  writeFileSync(eicar, EICAR);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function client(endpoint: ClamdEndpoint, retries = 0): ClamdClient {
+  return new ClamdClient({ endpoint, timeoutMs: TIMEOUT, retries, streamMaxLength: 1 << 20 });
+}
+
+function timed<T>(fn: () => T): { value: T; ms: number } {
+  const start = performance.now();
+  const value = fn();
+  return { value, ms: performance.now() - start };
+}
+
+/** A listener that accepts every connection and never says a word; counts connections. */
+function silentListener(unixPath?: string) {
+  let accepted = 0;
+  const socket = {
+    open() {
+      accepted++;
+    },
+    data() {},
+  };
+  const server = unixPath ? Bun.listen({ unix: unixPath, socket }) : Bun.listen({ hostname: "127.0.0.1", port: 0, socket });
+  return {
+    port: "port" in server ? server.port : 0,
+    stop: () => server.stop(true),
+    // The synchronous client blocks this thread; accepts are counted once the event loop runs again.
+    async accepted(): Promise<number> {
+      await Bun.sleep(100);
+      return accepted;
+    },
+  };
+}
+
+describe("a peer that accepts and never answers", () => {
+  test("makes ping() throw a timeout within timeout + margin over TCP", async () => {
+    const l = silentListener();
+    try {
+      const endpoint: ClamdEndpoint = { kind: "tcp", host: "127.0.0.1", port: l.port };
+      const { value: err, ms } = timed(() => {
+        try {
+          client(endpoint).ping();
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      });
+      expect(err).toBeInstanceOf(ClamdError);
+      expect((err as ClamdError).kind).toBe("timeout");
+      expect((err as ClamdError).message).toBe(`Timed out after ${TIMEOUT} ms waiting for a reply from clamd at tcp://127.0.0.1:${l.port}`);
+      expect(ms).toBeGreaterThanOrEqual(TIMEOUT - 5);
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+      expect(await l.accepted()).toBe(1);
+    } finally {
+      l.stop();
+    }
+  });
+
+  test("is retried the configured number of times over TCP, one connection per attempt", async () => {
+    const l = silentListener();
+    try {
+      const c = client({ kind: "tcp", host: "127.0.0.1", port: l.port }, 2);
+      const { value: out, ms } = timed(() => withFd(eicar, (fd) => c.scanStream(fd)));
+      expect(out.ok).toBe(false);
+      expect(out.attempts).toBe(3);
+      if (!out.ok) expect(out.error.kind).toBe("timeout");
+      expect(ms).toBeGreaterThanOrEqual(3 * TIMEOUT - 15);
+      expect(ms).toBeLessThan(3 * TIMEOUT + MARGIN);
+      expect(await l.accepted()).toBe(3);
+    } finally {
+      l.stop();
+    }
+  });
+
+  test("times out and is retried over a unix socket, in every scan mode", async () => {
+    const path = join(dir, "silent.sock");
+    const l = silentListener(path);
+    try {
+      const c = client({ kind: "unix", path }, 1);
+      const outs = [withFd(eicar, (fd) => c.scanFd(fd)), withFd(eicar, (fd) => c.scanStream(fd)), c.scanPath(eicar)];
+      for (const out of outs) {
+        expect(out).toMatchObject({ ok: false, attempts: 2 });
+        if (!out.ok) expect(out.error.message).toBe(`Timed out after ${TIMEOUT} ms waiting for a reply from clamd at unix:${path}`);
+      }
+      expect(await l.accepted()).toBe(6);
+    } finally {
+      l.stop();
+    }
+  });
+
+  test("a session's request times out and the session closes", async () => {
+    const path = join(dir, "silent-session.sock");
+    const l = silentListener(path);
+    try {
+      const s = client({ kind: "unix", path }).session();
+      const out = withFd(eicar, (fd) => s.scanFd(fd));
+      expect(out).toMatchObject({ ok: false, attempts: 1 });
+      if (!out.ok) expect(out.error.kind).toBe("timeout");
+      expect(s.open).toBe(false);
+      const after = s.scanPath(eicar);
+      expect(after).toMatchObject({ ok: false, attempts: 0 });
+      if (!after.ok) expect(after.error.message).toBe(`The session with clamd at unix:${path} is closed`);
+    } finally {
+      l.stop();
+    }
+  });
+});
+
+// bind/listen for listeners that never accept (the client itself needs neither).
+const sys = dlopen("libc.so.6", {
+  bind: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  listen: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+});
+
+describe("a listener whose backlog is full", () => {
+  test("makes a unix connect time out (EAGAIN until the deadline)", () => {
+    const path = join(dir, "full.sock");
+    const fd = openStreamSocket(AF_UNIX);
+    const addr = encodeSockaddr({ family: AF_UNIX, path: new TextEncoder().encode(path) });
+    expect(sys.symbols.bind(fd, addr, addr.length)).toBe(0);
+    expect(sys.symbols.listen(fd, 0)).toBe(0);
+    const c = client({ kind: "unix", path });
+    const fillers: ClamdSessionLike[] = [];
+    try {
+      // Fill the queue: connections the listener never accepts, until one no longer gets in.
+      let err: unknown;
+      for (let i = 0; i < 8 && err === undefined; i++) {
+        try {
+          fillers.push(c.session());
+        } catch (e) {
+          err = e;
+        }
+      }
+      expect(err).toBeInstanceOf(ClamdError);
+      expect((err as ClamdError).message).toBe(`Timed out after ${TIMEOUT} ms connecting to clamd at unix:${path}`);
+      const { value: out, ms } = timed(() => c.scanPath(eicar));
+      expect(out).toMatchObject({ ok: false, attempts: 1 });
+      if (!out.ok) expect(out.error.kind).toBe("timeout");
+      expect(ms).toBeLessThan(TIMEOUT + MARGIN);
+    } finally {
+      for (const f of fillers) f.end();
+      closeFd(fd);
+    }
+  });
+
+  test("makes a TCP connect time out", () => {
+    const fd = openStreamSocket(AF_INET);
+    const addr = encodeSockaddr({ family: AF_INET, address: new Uint8Array([127, 0, 0, 1]), port: 0 });
+    expect(sys.symbols.bind(fd, addr, addr.length)).toBe(0);
+    expect(sys.symbols.listen(fd, 0)).toBe(0);
+    const port = boundPort(fd);
+    const c = client({ kind: "tcp", host: "127.0.0.1", port });
+    const fillers: ClamdSessionLike[] = [];
+    try {
+      let err: unknown;
+      for (let i = 0; i < 8 && err === undefined; i++) {
+        try {
+          fillers.push(c.session());
+        } catch (e) {
+          err = e;
+        }
+      }
+      expect(err).toBeInstanceOf(ClamdError);
+      expect((err as ClamdError).message).toBe(`Timed out after ${TIMEOUT} ms connecting to clamd at tcp://127.0.0.1:${port}`);
+    } finally {
+      for (const f of fillers) f.end();
+      closeFd(fd);
+    }
+  });
+});
+
+type ClamdSessionLike = { end(): void };
+
+const getsockname = dlopen("libc.so.6", { getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 } });
+
+function boundPort(fd: number): number {
+  const sa = new Uint8Array(new ArrayBuffer(16));
+  const len = new Uint8Array(new ArrayBuffer(4));
+  new DataView(len.buffer).setUint32(0, 16, true);
+  expect(getsockname.symbols.getsockname(fd, sa, len)).toBe(0);
+  return new DataView(sa.buffer).getUint16(2, false);
+}
+
+describe("a peer that misbehaves", () => {
+  const modes: PeerMode[] = ["partial", "hangup", "garbage"];
+  let worker: Worker;
+  let ports: Record<PeerMode, number>;
+  let counts: Int32Array;
+  let unixPath: string;
+  beforeAll(async () => {
+    counts = new Int32Array(new SharedArrayBuffer(4 * (modes.length + 1)));
+    unixPath = join(dir, "partial.sock");
+    worker = new Worker(new URL("./fake-peer.ts", import.meta.url));
+    const ready = new Promise<FakePeerReady>((resolve) => {
+      worker.onmessage = (e: MessageEvent<FakePeerReady>) => resolve(e.data);
+    });
+    worker.postMessage({ modes, counts, unixPath });
+    ports = (await ready).ports;
+  });
+  afterAll(async () => {
+    const stopped = new Promise((resolve) => {
+      worker.onmessage = resolve;
+    });
+    worker.postMessage("stop");
+    await stopped;
+    worker.terminate();
+  });
+  const tcp = (mode: PeerMode, retries = 0) => client({ kind: "tcp", host: "127.0.0.1", port: ports[mode] }, retries);
+
+  test("closing the connection mid-reply is a protocol error, retried, never a verdict", () => {
+    const before = Atomics.load(counts, 0);
+    const out = withFd(eicar, (fd) => tcp("partial", 1).scanStream(fd));
+    expect(out).toMatchObject({ ok: false, attempts: 2 });
+    if (!out.ok) {
+      expect(out.error.kind).toBe("protocol");
+      expect(out.error.message).toBe(
+        `clamd at tcp://127.0.0.1:${ports.partial} closed the connection in the middle of a reply ("stream: Onacc.Test.EIC")`,
+      );
+    }
+    expect(Atomics.load(counts, 0) - before).toBe(2);
+  });
+
+  test("closing the connection mid-reply over a unix socket is a protocol error too", () => {
+    const c = client({ kind: "unix", path: unixPath });
+    expect(() => c.version()).toThrow(new ClamdError("protocol", `clamd at unix:${unixPath} closed the connection in the middle of a reply ("stream: Onacc.Test.EIC")`));
+    const out = withFd(eicar, (fd) => c.scanFd(fd));
+    expect(out).toMatchObject({ ok: false, attempts: 1 });
+    if (!out.ok) expect(out.error.kind).toBe("protocol");
+  });
+
+  test("hanging up before answering is an error for every request", () => {
+    const c = tcp("hangup", 2);
+    const before = Atomics.load(counts, 1);
+    const out = withFd(eicar, (fd) => c.scanStream(fd));
+    expect(out).toMatchObject({ ok: false, attempts: 3 });
+    if (!out.ok) expect(["protocol", "connect"]).toContain(out.error.kind);
+    expect(() => c.ping()).toThrow(ClamdError);
+    expect(Atomics.load(counts, 1) - before).toBe(6);
+  });
+
+  test("an answer that is not clamd's is a protocol error, never clean", () => {
+    const out = tcp("garbage").scanPath(eicar);
+    expect(out).toMatchObject({ ok: false, attempts: 1 });
+    if (!out.ok) {
+      expect(out.error.kind).toBe("protocol");
+      expect(out.error.message).toContain('unexpected reply "HELLO THERE"');
+    }
+    expect(() => tcp("garbage").version()).toThrow('unexpected reply "HELLO THERE"');
+  });
+});

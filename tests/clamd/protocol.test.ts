@@ -1,0 +1,177 @@
+// Reply parsing and request framing as pure functions: every reply form clamd 1.4 sends, no clamd needed.
+import { describe, expect, test } from "bun:test";
+import {
+  CLAMD_COMMAND_BUFFER,
+  checkScanPath,
+  command,
+  parsePong,
+  parseScanReply,
+  parseVersion,
+  replyError,
+  splitSessionReply,
+  streamChunkBytes,
+  type ParsedReply,
+  type ReplySubject,
+} from "../../src/clamd/protocol.ts";
+
+const enc = new TextEncoder();
+const path = (p: string | Uint8Array): ReplySubject => ({ kind: "path", path: typeof p === "string" ? enc.encode(p) : p });
+const FD: ReplySubject = { kind: "fd" };
+const STREAM: ReplySubject = { kind: "stream" };
+
+describe("parseScanReply()", () => {
+  test("reads OK for a path, an fd and a stream as clean", () => {
+    expect(parseScanReply(["/srv/a.txt: OK"], path("/srv/a.txt"))).toEqual({ ok: true, verdict: { kind: "clean" } });
+    expect(parseScanReply(["fd[12]: OK"], FD)).toEqual({ ok: true, verdict: { kind: "clean" } });
+    expect(parseScanReply(["stream: OK"], STREAM)).toEqual({ ok: true, verdict: { kind: "clean" } });
+  });
+
+  test("reads FOUND for each subject form as infected with the signature name", () => {
+    const infected: ParsedReply = { ok: true, verdict: { kind: "infected", signatures: ["Onacc.Test.EICAR.UNOFFICIAL"] } };
+    expect(parseScanReply(["/srv/a.txt: Onacc.Test.EICAR.UNOFFICIAL FOUND"], path("/srv/a.txt"))).toEqual(infected);
+    expect(parseScanReply(["fd[7]: Onacc.Test.EICAR.UNOFFICIAL FOUND"], FD)).toEqual(infected);
+    expect(parseScanReply(["stream: Onacc.Test.EICAR.UNOFFICIAL FOUND"], STREAM)).toEqual(infected);
+  });
+
+  test("collects every signature of an ALLMATCHSCAN reply, in order and without duplicates", () => {
+    const p = "/srv/both.bin";
+    const r = parseScanReply(
+      [`${p}: Onacc.Test.Marker.UNOFFICIAL FOUND`, `${p}: Onacc.Test.Marker2.UNOFFICIAL FOUND`, `${p}: Onacc.Test.Marker.UNOFFICIAL FOUND`],
+      path(p),
+    );
+    expect(r).toEqual({ ok: true, verdict: { kind: "infected", signatures: ["Onacc.Test.Marker.UNOFFICIAL", "Onacc.Test.Marker2.UNOFFICIAL"] } });
+  });
+
+  test("parses a path containing \": \", spaces and \" FOUND\" from the right", () => {
+    const p = "/srv/x: y FOUND z/odd: name .txt";
+    expect(parseScanReply([`${p}: Eicar-Signature FOUND`], path(p))).toEqual({
+      ok: true,
+      verdict: { kind: "infected", signatures: ["Eicar-Signature"] },
+    });
+    expect(parseScanReply([`${p}: OK`], path(p))).toEqual({ ok: true, verdict: { kind: "clean" } });
+  });
+
+  test("keeps clamd's whole message for an error about the file, even when it contains \": \"", () => {
+    const p = "/srv/gone: really";
+    expect(parseScanReply([`${p}: lstat() failed: No such file or directory. ERROR`], path(p))).toEqual({
+      ok: true,
+      verdict: { kind: "error", message: "lstat() failed: No such file or directory. ERROR" },
+    });
+    expect(parseScanReply(["fd[9]: Not a regular file ERROR"], FD)).toEqual({ ok: true, verdict: { kind: "error", message: "Not a regular file ERROR" } });
+    expect(parseScanReply(["stream: Can't allocate memory ERROR"], STREAM)).toEqual({
+      ok: true,
+      verdict: { kind: "error", message: "Can't allocate memory ERROR" },
+    });
+  });
+
+  test("matches a path that is not UTF-8 byte for byte", () => {
+    const p = new Uint8Array([...enc.encode("/srv/a\nb"), 0xff, 0xfe, ...enc.encode(".txt")]);
+    const reply = new Uint8Array([...p, ...enc.encode(": Access denied. ERROR")]);
+    expect(parseScanReply([reply], path(p))).toEqual({ ok: true, verdict: { kind: "error", message: "Access denied. ERROR" } });
+  });
+
+  test("treats clamd's Empty file and Excluded statuses as clean", () => {
+    for (const status of ["Empty file", "Excluded", "Excluded (another filesystem)"]) {
+      expect(parseScanReply([`/srv/e: ${status}`], path("/srv/e"))).toEqual({ ok: true, verdict: { kind: "clean" } });
+    }
+  });
+
+  test("drops ExtendedDetectionInfo's (md5:size) from a signature name", () => {
+    expect(parseScanReply(["stream: Eicar-Test-Signature(44d88612fea8a8f36de82e1278abb02f:68) FOUND"], STREAM)).toEqual({
+      ok: true,
+      verdict: { kind: "infected", signatures: ["Eicar-Test-Signature"] },
+    });
+  });
+
+  test("lets a FOUND record win over an error about another part of a directory scan", () => {
+    const r = parseScanReply(["/srv/d/locked: Access denied. ERROR", "/srv/d/bad: Eicar FOUND"], path("/srv/d"));
+    expect(r).toEqual({ ok: true, verdict: { kind: "infected", signatures: ["Eicar"] } });
+  });
+
+  test("reports the INSTREAM size limit as a size-limit failure, not a verdict", () => {
+    expect(parseScanReply(["INSTREAM size limit exceeded. ERROR"], STREAM)).toEqual({
+      ok: false,
+      kind: "size-limit",
+      message: "INSTREAM size limit exceeded. ERROR",
+    });
+  });
+
+  test("reports clamd refusing the command as refused, never as clean", () => {
+    for (const r of ["UNKNOWN COMMAND", "COMMAND UNAVAILABLE", "Command invalid inside IDSESSION. ERROR", "FILDES: didn't receive file descriptor. ERROR"]) {
+      expect(parseScanReply([r], FD)).toMatchObject({ ok: false, kind: "refused", message: r });
+    }
+    expect(parseScanReply(["/srv/a: ALLMATCHSCAN command disabled by clamd configuration. ERROR"], path("/srv/a"))).toMatchObject({
+      ok: false,
+      kind: "refused",
+    });
+  });
+
+  test("reports an empty or unreadable reply as a protocol failure", () => {
+    expect(parseScanReply([], STREAM)).toMatchObject({ ok: false, kind: "protocol" });
+    expect(parseScanReply(["stream: MAYBE"], STREAM)).toMatchObject({ ok: false, kind: "protocol" });
+    expect(parseScanReply(["hello"], path("/srv/a"))).toMatchObject({ ok: false, kind: "protocol", message: 'unexpected reply "hello"' });
+    expect(parseScanReply(["/srv/a: OK"], path("/srv/b"))).toMatchObject({ ok: false, kind: "protocol" });
+  });
+});
+
+describe("other replies", () => {
+  test("parsePong() accepts only PONG", () => {
+    expect(parsePong("PONG")).toEqual({ ok: true });
+    expect(parsePong("PANG")).toMatchObject({ ok: false, kind: "protocol" });
+    expect(parsePong("UNKNOWN COMMAND")).toMatchObject({ ok: false, kind: "refused" });
+  });
+
+  test("parseVersion() accepts the bare and the database-dated forms", () => {
+    expect(parseVersion("ClamAV 1.4.6")).toEqual({ ok: true, version: "ClamAV 1.4.6" });
+    expect(parseVersion("ClamAV 1.4.6/27000/Mon Jan  1 08:00:00 2024")).toEqual({ ok: true, version: "ClamAV 1.4.6/27000/Mon Jan  1 08:00:00 2024" });
+    expect(parseVersion("COMMAND UNAVAILABLE")).toMatchObject({ ok: false, kind: "refused" });
+  });
+
+  test("splitSessionReply() separates the request number from the body", () => {
+    const r = splitSessionReply(enc.encode("12: /srv/a: OK"));
+    expect(r?.id).toBe(12);
+    expect(new TextDecoder().decode(r?.body)).toBe("/srv/a: OK");
+    expect(splitSessionReply(enc.encode("PONG"))).toBeUndefined();
+    expect(splitSessionReply(enc.encode("12:PONG"))).toBeUndefined();
+  });
+
+  test("replyError() names clamd and the command in its message", () => {
+    const e = replyError("unix:/run/clamd.sock", "zINSTREAM", { ok: false, kind: "size-limit", message: "INSTREAM size limit exceeded. ERROR" });
+    expect(e.kind).toBe("size-limit");
+    expect(e.code).toBe("E_CLAMD");
+    expect(e.message).toContain("clamd at unix:/run/clamd.sock refused zINSTREAM");
+  });
+});
+
+describe("requests", () => {
+  test("command() frames z-commands with a single space and a trailing NUL", () => {
+    expect(new TextDecoder().decode(command("PING"))).toBe("zPING\0");
+    expect(new TextDecoder().decode(command("CONTSCAN", enc.encode("/a b")))).toBe("zCONTSCAN /a b\0");
+  });
+
+  test("streamChunkBytes() keeps chunks within StreamMaxLength and 64 KiB, 0 meaning no limit", () => {
+    expect(streamChunkBytes(1000)).toBe(1000);
+    expect(streamChunkBytes(100 * 1024 * 1024)).toBe(64 * 1024);
+    expect(streamChunkBytes(0)).toBe(64 * 1024);
+  });
+
+  test("checkScanPath() accepts spaces, colons and bytes that are not UTF-8", () => {
+    const p = new Uint8Array([...enc.encode("/srv/x: y z"), 0xff]);
+    expect(checkScanPath(p, "CONTSCAN")).toEqual({ bytes: p });
+    expect(checkScanPath("/srv/ä ö", "CONTSCAN")).toEqual({ bytes: enc.encode("/srv/ä ö") });
+  });
+
+  test("checkScanPath() refuses relative, empty, NUL-containing and line-breaking paths", () => {
+    expect(checkScanPath("srv/a", "CONTSCAN")).toEqual({ reason: expect.stringContaining("not absolute") });
+    expect(checkScanPath("", "CONTSCAN")).toEqual({ reason: "is empty" });
+    expect(checkScanPath("/srv/a\0b", "CONTSCAN")).toEqual({ reason: expect.stringContaining("NUL") });
+    expect(checkScanPath("/srv/a\nb", "CONTSCAN")).toEqual({ reason: expect.stringContaining("line break") });
+    expect(checkScanPath("/srv/a\rb", "CONTSCAN")).toEqual({ reason: expect.stringContaining("line break") });
+  });
+
+  test("checkScanPath() refuses a path whose command would not fit clamd's command buffer", () => {
+    const fits = CLAMD_COMMAND_BUFFER - "zCONTSCAN ".length - 1;
+    expect(checkScanPath(`/${"a".repeat(fits - 1)}`, "CONTSCAN")).toHaveProperty("bytes");
+    expect(checkScanPath(`/${"a".repeat(fits)}`, "CONTSCAN")).toEqual({ reason: expect.stringContaining(`at most ${fits}`) });
+  });
+});
