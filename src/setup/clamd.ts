@@ -1,0 +1,124 @@
+// Finding clamd for `onacc setup`: what the local clamd.conf says (socket, User, StreamMaxLength), the
+// address a person types ("/run/clamav/clamd.ctl", "unix:///…", "host:3310"), and a VERSION probe.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import * as v from "valibot";
+import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
+import { readConfigLines } from "../config/syntax.ts";
+import type { ClamdEndpoint } from "../config/types.ts";
+import { hostValue, isWildcardAddress, normalizePath } from "../config/values.ts";
+
+export const DEFAULT_CLAMD_CONF = "/etc/clamav/clamd.conf";
+
+/** Sockets distributions use, tried when clamd.conf names none that answers. */
+const WELL_KNOWN_SOCKETS = ["/run/clamav/clamd.ctl", "/var/run/clamav/clamd.ctl", "/run/clamd.scan/clamd.sock", "/run/clamav/clamd.sock"];
+
+export interface LocalClamdConf {
+  file: string;
+  /** LocalSocket first, then TCPAddr × TCPSocket (wildcard addresses become 127.0.0.1). */
+  endpoints: ClamdEndpoint[];
+  /** clamd's User: the exclusion setup suggests (clamd opening a file must never wait on onacc). */
+  user?: string;
+  streamMaxLength?: string;
+  databaseDirectory?: string;
+}
+
+/**
+ * The parts of a clamd.conf that setup uses, read leniently (it is clamd's file, not ours: options onacc
+ * does not know are fine here). Undefined when the file cannot be read.
+ */
+export function readLocalClamdConf(file: string): LocalClamdConf | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  const first = new Map<string, string>();
+  const addresses: string[] = [];
+  for (const { name, value } of readConfigLines(text, file).entries) {
+    if (name === "TCPAddr") addresses.push(value);
+    else if (!first.has(name)) first.set(name, value);
+  }
+  const endpoints: ClamdEndpoint[] = [];
+  const socket = first.get("LocalSocket");
+  if (socket?.startsWith("/")) endpoints.push({ kind: "unix", path: normalizePath(socket) });
+  const port = Number(first.get("TCPSocket"));
+  if (Number.isInteger(port) && port > 0 && port < 65536) {
+    // clamd listening on every address is reachable on loopback.
+    const hosts = addresses.length === 0 ? ["127.0.0.1"] : addresses.map((a) => (isWildcardAddress(a) ? "127.0.0.1" : a));
+    for (const host of new Set(hosts)) endpoints.push({ kind: "tcp", host, port });
+  }
+  const conf: LocalClamdConf = { file, endpoints };
+  const user = first.get("User");
+  if (user) conf.user = user;
+  const stream = first.get("StreamMaxLength");
+  if (stream && /^\d+[kmg]?$/i.test(stream)) conf.streamMaxLength = stream;
+  const db = first.get("DatabaseDirectory");
+  if (db?.startsWith("/")) conf.databaseDirectory = db;
+  return conf;
+}
+
+/** Candidate endpoints, most likely first, without duplicates: clamd.conf's, then existing well-known sockets. */
+export function candidateEndpoints(conf: LocalClamdConf | undefined): ClamdEndpoint[] {
+  const found: ClamdEndpoint[] = [...(conf?.endpoints ?? [])];
+  for (const path of WELL_KNOWN_SOCKETS) if (existsSync(path)) found.push({ kind: "unix", path });
+  const seen = new Set<string>();
+  return found.filter((e) => {
+    const key = describeEndpoint(e);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * A clamd address as typed: a socket path ("/run/clamav/clamd.ctl", "unix:/…", "unix:///…") or TCP
+ * ("host:3310", "tcp://host:3310", "[::1]:3310"). Returns the endpoint or what is wrong with the text.
+ */
+export function parseClamdAddress(text: string): ClamdEndpoint | string {
+  const input = text.trim();
+  if (input === "") return "Give clamd's socket path or host:port";
+  const unix = /^unix:(?:\/\/)?(\/.*)$/.exec(input) ?? /^(\/.*)$/.exec(input);
+  if (unix) return { kind: "unix", path: normalizePath(unix[1]!) };
+  if (input.startsWith("unix:")) return `clamd socket "${input}" must be an absolute path (unix:///run/clamav/clamd.ctl)`;
+
+  const tcp = /^(?:tcp:\/\/)?(?:\[([^\]]+)\]|([^:/\[\]]+)):(\d+)\/?$/.exec(input);
+  if (!tcp) return `"${input}" is neither a socket path (/run/clamav/clamd.ctl) nor host:port (127.0.0.1:3310)`;
+  const host = tcp[1] ?? tcp[2]!;
+  const port = Number(tcp[3]);
+  if (!(port >= 1 && port <= 65535)) return `Port ${tcp[3]} in "${input}" is out of range (1-65535)`;
+  if (!v.safeParse(hostValue, host).success) return `"${host}" is not a host name or IP address`;
+  if (isWildcardAddress(host)) return `"${host}" means every address: give the address clamd can be reached at (e.g. 127.0.0.1)`;
+  return { kind: "tcp", host, port };
+}
+
+export type ProbeResult = { ok: true; version: string } | { ok: false; message: string };
+
+/** Asks clamd for VERSION (resolving a host name first): proves it is reachable and shows what it is. */
+export async function probeClamd(endpoint: ClamdEndpoint, timeoutMs = 5000): Promise<ProbeResult> {
+  try {
+    const resolved = await resolveEndpoint(endpoint);
+    const client = new ClamdClient({ endpoint: resolved, timeoutMs, retries: 0, streamMaxLength: 1 });
+    return { ok: true, version: client.version() };
+  } catch (err) {
+    return { ok: false, message: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** Does `dir` hold a signature database (official .cvd/.cld, or any of clamd's signature files)? */
+export function hasSignatures(dir: string): boolean {
+  try {
+    return readdirSync(dir).some((name) => /\.(cvd|cld|cud|hdb|hsb|ndb|ldb|mdb|msb|ign2?|fp|sfp|yar|yara|cbc|pdb|gdb|wdb|ftm|cdb|crb|idb|info)$/i.test(name));
+  } catch {
+    return false;
+  }
+}
+
+/** Why clamd did not answer, plus what to do when the likely cause is a missing database. */
+export function unreachableHint(conf: LocalClamdConf | undefined): string {
+  const db = conf?.databaseDirectory ?? "/var/lib/clamav";
+  if (!hasSignatures(db)) {
+    return `clamd has no signature database in ${db}, so it cannot start: run freshclam (needs Internet access), or try onacc with test signatures: onacc setup --trial`;
+  }
+  return "Is clamd running? (systemctl status clamav-daemon)";
+}
