@@ -41,6 +41,10 @@ const lib = dlopen("libc.so.6", {
   setsid: { args: [], returns: i32 },
   dup2: { args: [i32, i32], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },
+  // File handles and filesystem ids: fanotify FID events name directories by (fsid, file handle).
+  name_to_handle_at: { args: [i32, ptr, ptr, ptr, i32], returns: i32 },
+  open_by_handle_at: { args: [i32, ptr, i32], returns: i32 },
+  fstatfs: { args: [i32, ptr], returns: i32 },
 });
 
 // *_fast results are typed number | bigint; sizes and counts here never exceed 2^53, so call them numbers.
