@@ -3,7 +3,7 @@
 import { mkdirSync } from "node:fs";
 
 const root = new URL("..", import.meta.url).pathname;
-const entrypoints = ["src/main.ts", "src/workers/reader.ts", "src/workers/scanner.ts"];
+const entrypoints = ["src/main.ts", "src/workers/reader.ts", "src/workers/scanner.ts", "src/workers/dirwatch.ts"];
 mkdirSync(`${root}/dist`, { recursive: true });
 
 const cmd = ["bun", "build", "--compile", "--minify", ...entrypoints, "--outfile", "dist/onacc"];

@@ -19,7 +19,8 @@ if (existsSync(`${root}/src/main.ts`) && !process.env.ONACC_SKIP_BUILD) {
 }
 
 // bun test prints its summary on stderr; stream it through while counting.
-const proc = Bun.spawn(["bun", "test", ...(extra.length ? extra : ["tests/"])], {
+// bunfig.toml cannot set the per-test timeout; engine tests start real processes and need more than 5 s.
+const proc = Bun.spawn(["bun", "test", "--timeout", "60000", ...(extra.length ? extra : ["tests/"])], {
   cwd: root,
   stdout: "pipe",
   stderr: "pipe",

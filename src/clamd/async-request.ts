@@ -1,24 +1,45 @@
 // One command, one reply, without blocking the event loop: for the main thread, whose timers (watchdog,
-// cache invalidation) must keep running while clamd takes its time. Scans use the synchronous client.
-import type { ClamdEndpoint } from "../config/types.ts";
+// cache invalidation, pool health checks) must keep running while clamd takes its time. Scans use the
+// synchronous client. TLS endpoints go through Bun's own TLS, checked against the same CA and name.
+import { isIP } from "node:net";
+import type { ClamdEndpoint, TlsEndpoint } from "../config/types.ts";
 import { ClamdError } from "../errors.ts";
 import { describeEndpoint } from "./transport.ts";
 
+/** Replies longer than this are not clamd's answer to a one-record command. */
+const MAX_REPLY_BYTES = 64 * 1024;
+
 /** Sends `command` (e.g. "zVERSION\0") and resolves with the reply text up to the first NUL. */
 export function requestAsync(endpoint: ClamdEndpoint, command: string, timeoutMs: number): Promise<string> {
+  const where = describeEndpoint(endpoint);
   return new Promise<string>((resolve, reject) => {
     let reply = "";
     let settled = false;
+    let socket: { end(): void } | undefined;
     const finish = (err: Error | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (err) reject(err);
-      else resolve(reply.split("\0")[0]!);
+      if (err) {
+        socket?.end();
+        reject(err);
+      } else resolve(reply.split("\0")[0]!);
     };
-    const timer = setTimeout(() => finish(new ClamdError("timeout", `clamd at ${describeEndpoint(endpoint)} did not answer ${command.replace("\0", "")} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => finish(new ClamdError("timeout", `clamd at ${where} did not answer ${command.replace("\0", "")} within ${timeoutMs} ms`)), timeoutMs);
+    const tls = endpoint.kind === "tls" ? endpoint : undefined;
     const handlers = {
-      open(s: { write(d: string): number }) {
+      open(s: { write(d: string): number; end(): void }) {
+        socket = s;
+        // Over TLS nothing is sent before the certificate was judged (in handshake()).
+        if (!tls) s.write(command);
+      },
+      handshake(s: { write(d: string): number; end(): void }, _success: boolean, authorizationError: Error | null) {
+        if (!tls) return;
+        const refusal = authorizationError ? tlsRefusal(tls, where, authorizationError) : undefined;
+        if (refusal) {
+          finish(refusal);
+          return;
+        }
         s.write(command);
       },
       data(s: { end(): void }, chunk: Buffer) {
@@ -26,19 +47,43 @@ export function requestAsync(endpoint: ClamdEndpoint, command: string, timeoutMs
         if (reply.includes("\0")) {
           s.end();
           finish(null);
+        } else if (reply.length > MAX_REPLY_BYTES) {
+          finish(new ClamdError("protocol", `clamd at ${where} sent more than ${MAX_REPLY_BYTES} bytes without ending its reply to ${command.replace("\0", "")}`));
         }
       },
       close() {
-        finish(reply ? null : new ClamdError("protocol", `clamd at ${describeEndpoint(endpoint)} closed the connection without a reply`));
+        finish(reply ? null : new ClamdError("protocol", `clamd at ${where} closed the connection without a reply`));
       },
       error(_s: unknown, err: Error) {
-        finish(new ClamdError("connect", `clamd at ${describeEndpoint(endpoint)}: ${err.message}`));
+        finish(new ClamdError("connect", `clamd at ${where}: ${err.message}`));
       },
       connectError(_s: unknown, err: Error) {
-        finish(new ClamdError("connect", `Cannot connect to clamd at ${describeEndpoint(endpoint)}: ${err.message}`));
+        finish(new ClamdError("connect", `Cannot connect to clamd at ${where}: ${err.message}`));
       },
     };
-    const connecting = endpoint.kind === "unix" ? Bun.connect({ unix: endpoint.path, socket: handlers }) : Bun.connect({ hostname: endpoint.host, port: endpoint.port, socket: handlers });
-    connecting.catch((err: Error) => finish(new ClamdError("connect", `Cannot connect to clamd at ${describeEndpoint(endpoint)}: ${err.message}`)));
+    const connecting =
+      endpoint.kind === "unix"
+        ? Bun.connect({ unix: endpoint.path, socket: handlers })
+        : Bun.connect({ hostname: endpoint.host, port: endpoint.port, socket: handlers, ...(tls ? { tls: bunTlsOptions(tls) } : {}) });
+    connecting.catch((err: Error) => finish(new ClamdError("connect", `Cannot connect to clamd at ${where}: ${err.message}`)));
   });
+}
+
+/** Bun's TLS options for an endpoint. The certificate is judged in handshake(), by the same rules as the sync client. */
+function bunTlsOptions(e: TlsEndpoint) {
+  const name = e.servername ?? e.host;
+  return {
+    ...(e.ca !== undefined ? { ca: Bun.file(e.ca) } : {}),
+    ...(e.cert !== undefined ? { cert: Bun.file(e.cert) } : {}),
+    ...(e.key !== undefined ? { key: Bun.file(e.key) } : {}),
+    ...(isIP(name.replace(/^\[|\]$/g, "")) === 0 ? { serverName: name } : {}),
+    rejectUnauthorized: false,
+  };
+}
+
+/** The error for a certificate the endpoint must not accept; undefined when only the (unchecked) name differs. */
+function tlsRefusal(e: TlsEndpoint, where: string, err: Error): ClamdError | undefined {
+  const code = (err as { code?: string }).code ?? "";
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID" && !e.verifyHostname) return undefined;
+  return new ClamdError("connect", `TLS handshake with clamd at ${where} refused its certificate: ${err.message}${code ? ` (${code})` : ""}`);
 }

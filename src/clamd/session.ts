@@ -63,7 +63,7 @@ export class ClamdSession {
   }
 
   scanFd(fd: number): ScanOutcome {
-    if (this.conn?.endpoint.kind === "tcp") {
+    if (this.conn !== undefined && this.conn.endpoint.kind !== "unix") {
       return refusedOutcome(`Cannot pass fd ${fd} to clamd at ${this.description}: descriptor passing needs a unix socket (use stream mode)`);
     }
     return this.scan("zFILDES", { kind: "fd" }, (c) => c.sendFileDescriptor(fd));

@@ -1,5 +1,5 @@
-// One synchronous connection to clamd over a unix or TCP socket. Every connect, send and receive waits in
-// poll() with a bound, so a thread using it can never hang on a silent clamd.
+// One synchronous connection to clamd over a unix or TCP socket, or TLS over TCP (src/clamd/tls.ts). Every
+// connect, handshake, send and receive waits in poll() with a bound, so a thread can never hang on a silent clamd.
 import { lookup } from "node:dns/promises";
 import { Errno, errnoName, SyscallError } from "../../ffi/errors.ts";
 import { monotonicMs } from "../../ffi/libc.ts";
@@ -29,11 +29,19 @@ import {
 import type { ClamdEndpoint } from "../config/types.ts";
 import { ClamdError } from "../errors.ts";
 import { command, recordText } from "./protocol.ts";
+import { TlsChannel } from "./tls.ts";
 
-/** An endpoint as messages show it: "unix:/run/clamav/clamd.ctl", "tcp://127.0.0.1:3310", "tcp://[::1]:3310". */
+/**
+ * An endpoint as messages show it: "unix:/run/clamav/clamd.ctl", "tcp://127.0.0.1:3310", "tcp://[::1]:3310",
+ * "tls://clamd.example:3311" (a resolved TLS endpoint shows its name: "tls://clamd.example@10.0.0.5:3311").
+ */
 export function describeEndpoint(e: ClamdEndpoint): string {
   if (e.kind === "unix") return `unix:${e.path}`;
   const host = e.host.includes(":") && !e.host.startsWith("[") ? `[${e.host}]` : e.host;
+  if (e.kind === "tls") {
+    const named = e.servername !== undefined && e.servername !== e.host ? `${e.servername}@` : "";
+    return `tls://${named}${host}:${e.port}`;
+  }
   return `tcp://${host}:${e.port}`;
 }
 
@@ -138,6 +146,8 @@ export async function resolveEndpoint(e: ClamdEndpoint, lookupHost: HostLookup =
     // IPv4 first, like getaddrinfo's usual order for a name with both.
     const first = found.find((a) => a.family === 4) ?? found[0];
     if (!first) throw new Error("no addresses");
+    // TLS keeps the name: it is what the certificate must carry and what SNI sends.
+    if (e.kind === "tls") return { ...e, host: first.address, servername: e.servername ?? e.host };
     return { kind: "tcp", host: first.address, port: e.port };
   } catch (err) {
     const why = err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err);
@@ -180,13 +190,17 @@ export class Connection {
   private eof = false;
   private resetErrno = 0;
   private readonly recvBuf = new Uint8Array(new ArrayBuffer(RECV_CHUNK));
+  /** Set for a "tls" endpoint: every byte goes through it. */
+  private tls: TlsChannel | undefined;
 
   private constructor(
     fd: number,
     readonly endpoint: ClamdEndpoint,
     readonly timeoutMs: number,
+    tls?: TlsChannel,
   ) {
     this.fd = fd;
+    this.tls = tls;
     this.description = describeEndpoint(endpoint);
   }
 
@@ -196,11 +210,22 @@ export class Connection {
     const desc = describeEndpoint(endpoint);
     let last: ClamdError | undefined;
     for (const addr of socketAddresses(endpoint)) {
+      let fd: number;
       try {
-        return new Connection(connectOne(addr, deadline, desc, timeoutMs), endpoint, timeoutMs);
+        fd = connectOne(addr, deadline, desc, timeoutMs);
       } catch (err) {
         last = err instanceof ClamdError ? err : new ClamdError("connect", `Cannot connect to clamd at ${desc}: ${String(err)}`, { cause: err });
         if (last.kind === "timeout") break;
+        continue;
+      }
+      if (endpoint.kind !== "tls") return new Connection(fd, endpoint, timeoutMs);
+      try {
+        return new Connection(fd, endpoint, timeoutMs, TlsChannel.handshake(fd, endpoint, deadline, timeoutMs, desc));
+      } catch (err) {
+        // The terminator was reached and refused or failed the handshake: another address of the same name
+        // would only hide that behind a less telling error.
+        closeFd(fd);
+        throw err;
       }
     }
     throw last ?? new ClamdError("connect", `Cannot connect to clamd at ${desc}: no address`);
@@ -222,7 +247,11 @@ export class Connection {
   /** True when clamd has closed its end or sent something unasked (an idle session it timed out). */
   peerHasSpoken(): boolean {
     if (this.pendingEnd > this.pendingStart || this.eof) return true;
-    return (pollOne(this.fd, POLLIN, 0) & (POLLIN | POLLHUP | POLLERR)) !== 0;
+    const readable = (pollOne(this.fd, POLLIN, 0) & (POLLIN | POLLHUP | POLLERR)) !== 0;
+    if (!this.tls) return readable;
+    // A readable TLS socket may carry only TLS housekeeping (a session ticket): read to find out.
+    if (!readable && this.tls.buffered() === 0) return false;
+    return this.tlsReadInto() !== "nothing";
   }
 
   /** Sends all of `data`; each wait for buffer space is bounded by timeoutMs. */
@@ -230,7 +259,7 @@ export class Connection {
     let off = 0;
     let deadline = monotonicMs() + this.timeoutMs;
     while (off < data.length) {
-      const n = sendSome(this.fd, data.subarray(off));
+      const n = this.tls ? this.tls.send(data.subarray(off)) : sendSome(this.fd, data.subarray(off));
       if (n > 0) {
         off += n;
         deadline = monotonicMs() + this.timeoutMs;
@@ -246,6 +275,7 @@ export class Connection {
 
   /** "zFILDES\0", then one byte carrying `fd` as SCM_RIGHTS (clamd reads the descriptor with that byte). */
   sendFileDescriptor(fd: number): SendResult {
+    if (this.tls) throw new ClamdError("refused", `Cannot pass fd ${fd} to clamd at ${this.description}: descriptor passing needs a unix socket (use stream mode)`);
     if (this.send(command("FILDES"), "zFILDES") === "peer-stopped") return "peer-stopped";
     const deadline = monotonicMs() + this.timeoutMs;
     for (;;) {
@@ -315,12 +345,15 @@ export class Connection {
   }
 
   close(): void {
+    this.tls?.close();
+    this.tls = undefined;
     if (this.fd >= 0) closeFd(this.fd);
     this.fd = -1;
   }
 
   /** Waits for room to send; returns "peer-stopped" when clamd answered or hung up before taking it all. */
   private waitWritable(deadline: number, what: string): SendResult | undefined {
+    if (this.tls) return this.waitTlsWritable(this.tls, deadline, what);
     for (;;) {
       const left = deadline - monotonicMs();
       if (left <= 0) throw new ClamdError("timeout", `Timed out after ${this.timeoutMs} ms sending ${what} to clamd at ${this.description}`);
@@ -330,7 +363,57 @@ export class Connection {
     }
   }
 
+  /**
+   * After an SSL_write that would block. OpenSSL may need to read first (then: wait for input, try again);
+   * otherwise wait for room, and read whatever arrives meanwhile: clamd's early answer means it stopped
+   * taking the request, a session ticket means nothing.
+   */
+  private waitTlsWritable(tls: TlsChannel, deadline: number, what: string): SendResult | undefined {
+    const mustRead = tls.waitEvents === POLLIN;
+    for (;;) {
+      const left = deadline - monotonicMs();
+      if (left <= 0) throw new ClamdError("timeout", `Timed out after ${this.timeoutMs} ms sending ${what} to clamd at ${this.description}`);
+      if (mustRead) {
+        if (pollOne(this.fd, POLLIN, left) !== 0) return undefined;
+        continue;
+      }
+      const rev = pollOne(this.fd, POLLOUT | POLLIN, left);
+      if (rev & POLLIN) {
+        const got = this.tlsReadInto();
+        if (got !== "nothing") return "peer-stopped";
+        if (rev & POLLOUT) return undefined;
+        continue;
+      }
+      if (rev & (POLLHUP | POLLERR | POLLNVAL)) return "peer-stopped";
+      if (rev & POLLOUT) return undefined;
+    }
+  }
+
+  /** One non-blocking TLS read into the pending buffer: "data", "end" (closed or reset), or "nothing" yet. */
+  private tlsReadInto(): "data" | "end" | "nothing" {
+    const n = this.tls!.recv(this.recvBuf);
+    if (n > 0) {
+      this.append(this.recvBuf.subarray(0, n));
+      return "data";
+    }
+    if (n === -Errno.EAGAIN) return "nothing";
+    if (n === 0 || n === -Errno.EPIPE || n === -Errno.ECONNRESET) {
+      this.eof = true;
+      if (n === -Errno.ECONNRESET) this.resetErrno = -n;
+      return "end";
+    }
+    throw this.lost(-n, "reading its reply");
+  }
+
   private fill(deadline: number): void {
+    if (this.tls) {
+      for (;;) {
+        if (this.tlsReadInto() !== "nothing") return;
+        const left = deadline - monotonicMs();
+        if (left <= 0) throw new ClamdError("timeout", `Timed out after ${this.timeoutMs} ms waiting for a reply from clamd at ${this.description}`);
+        pollOne(this.fd, this.tls.waitEvents, left);
+      }
+    }
     for (;;) {
       const left = deadline - monotonicMs();
       if (left <= 0) throw new ClamdError("timeout", `Timed out after ${this.timeoutMs} ms waiting for a reply from clamd at ${this.description}`);

@@ -8,6 +8,7 @@ import { startAgent } from "../engine/agent.ts";
 import { ClamdError, formatProblem } from "../errors.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { detachFromTerminal } from "../../ffi/process.ts";
+import { sdNotify, watchdogIntervalMs } from "../service/sdnotify.ts";
 import type { RunOptions } from "./options.ts";
 import { VERSION } from "../version.ts";
 
@@ -73,6 +74,11 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
   }
 
   const agent = await startAgent(config, opts, log);
+  // Under systemd (Type=notify): ready once the marks are placed; the watchdog is fed only while the
+  // agent keeps up, so a wedged agent gets restarted instead of leaving opens waiting.
+  sdNotify(`READY=1\nSTATUS=protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s)`);
+  const watchdogMs = watchdogIntervalMs();
+  const feeder = watchdogMs ? setInterval(() => agent.healthy() && sdNotify("WATCHDOG=1"), watchdogMs) : undefined;
   log.info(`onacc ${VERSION} protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s) (pid ${process.pid})`);
   if (detachedChild) {
     writeSync(1, `${READY_LINE}\n`);
@@ -85,6 +91,8 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
       if (stopping) return;
       stopping = true;
       log.verbose(`${signal}: stopping`);
+      sdNotify("STOPPING=1");
+      clearInterval(feeder);
       await agent.stop();
       if (opts.verbose) log.verbose(`counters: ${JSON.stringify(agent.counters())}`);
       log.close();
@@ -110,7 +118,18 @@ async function launchDetached(argv: string[]): Promise<number> {
     stdout: "pipe",
     stderr: "pipe",
   });
-  const out = await new Response(child.stdout).text().catch(() => "");
+  // Read until the ready line rather than to EOF: the background copy's threads may keep a duplicate of
+  // its stdout after it points fds 0-2 at /dev/null.
+  let out = "";
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of child.stdout) {
+      out += decoder.decode(chunk, { stream: true });
+      if (out.includes(READY_LINE)) break;
+    }
+  } catch {
+    /* the child went away: its stderr says why */
+  }
   if (out.includes(READY_LINE)) {
     child.unref();
     return 0;

@@ -4,7 +4,28 @@
 /** Where clamd listens. TCP hosts are kept as written; resolution happens when connecting. */
 export type ClamdEndpoint =
   | { kind: "unix"; path: string }
-  | { kind: "tcp"; host: string; port: number };
+  | { kind: "tcp"; host: string; port: number }
+  | TlsEndpoint;
+
+/**
+ * clamd behind a TLS terminator (clamd itself speaks no TLS); only from `--clamd tls://host:port`.
+ * Streaming only: descriptors cannot cross a network.
+ */
+export interface TlsEndpoint {
+  kind: "tls";
+  /** Where to connect; resolveEndpoint() replaces a name by its address and keeps the name in `servername`. */
+  host: string;
+  port: number;
+  /** PEM file of the CA(s) that signed the terminator's certificate; the system trust store when absent. */
+  ca?: string;
+  /** PEM client certificate (with chain) and its key, for a terminator that requires one. */
+  cert?: string;
+  key?: string;
+  /** The name sent as SNI and checked against the certificate (default: host). */
+  servername?: string;
+  /** Check that the certificate names `servername ?? host` (on unless --tls-no-verify-hostname). */
+  verifyHostname: boolean;
+}
 
 export interface OnAccessOptions {
   /** OnAccessMountPath: whole mounts/filesystems to watch. */

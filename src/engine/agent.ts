@@ -1,5 +1,6 @@
 // The agent: turns a configuration into running protection. Creates the fanotify group, starts the reader
 // and scanner Workers, places the marks, runs the watchdog, and shuts everything down cleanly.
+import { statSync } from "node:fs";
 import { ClamdClient, describeEndpoint } from "../clamd/client.ts";
 import type { ScanMode } from "../clamd/types.ts";
 import type { RunOptions } from "../cli/options.ts";
@@ -28,11 +29,12 @@ import { getpid, raiseNofileLimit, uidOfUser } from "../../ffi/process.ts";
 import { VerdictCache } from "./cache.ts";
 import { Invalidation } from "./invalidation.ts";
 import { flushKernelCache } from "./kernel-cache.ts";
-import { placeMarks, type MarkReport } from "./marks.ts";
+import { isUnder, placeMarks, type MarkReport } from "./marks.ts";
 import { errorResponse } from "./policy.ts";
 import { EventRing, type CounterName } from "./ring.ts";
 import type { EngineSettings, WorkerMessage } from "./settings.ts";
-import { READER_WORKER, SCANNER_WORKER } from "../worker-entries.ts";
+import { DIRWATCH_WORKER, READER_WORKER, SCANNER_WORKER } from "../worker-entries.ts";
+import type { DddSettings } from "./ddd.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /** Slack on top of OnAccessCurlTimeout × attempts before the watchdog answers for a scan. */
@@ -52,6 +54,11 @@ export interface Agent {
   reopenLogs(): void;
   /** SIGUSR2: forget every cached verdict now. */
   flushCaches(reason: string): void;
+  /**
+   * True while the agent keeps up: no permission event is older than its deadline, or scans are still
+   * finishing. The systemd watchdog is fed only while this holds.
+   */
+  healthy(): boolean;
   /** Answers every pending event, closes the group, stops the Workers. */
   stop(): Promise<void>;
 }
@@ -70,6 +77,23 @@ export function chooseScanMode(opts: RunOptions, endpoint: ClamdEndpoint, log: L
     return base;
   }
   return "path";
+}
+
+/** The include paths that can be watched: existing directories outside the excluded trees. */
+function usableIncludePaths(paths: string[], excluded: string[], log: Logger): string[] {
+  return paths.filter((p) => {
+    if (isUnder(p, excluded)) {
+      log.warn(`include path "${p}" lies inside an excluded path: not watched`);
+      return false;
+    }
+    try {
+      if (statSync(p).isDirectory()) return true;
+      log.warn(`include path "${p}" is not a directory: not watched`);
+    } catch (err) {
+      log.warn(`include path "${p}" cannot be watched: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    return false;
+  });
 }
 
 function ringCapacity(): number {
@@ -147,14 +171,14 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     else if (m.type === "fatal") log.error(`${m.worker} stopped: ${m.message}`);
   };
   const spawn = (url: URL, data: object, name: string) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<string | undefined>((resolve, reject) => {
       const w = new Worker(url, { name } as WorkerOptions);
       workers.push(w);
       let ready = false;
       w.onmessage = (e: MessageEvent<WorkerMessage>) => {
         if (e.data.type === "ready" && !ready) {
           ready = true;
-          resolve();
+          resolve(e.data.detail);
         } else if (e.data.type === "fatal" && !ready) reject(new OnaccError("E_RUNTIME", `${name} failed to start: ${e.data.message}`));
         else onMessage(e.data);
       };
@@ -179,10 +203,37 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   }
 
   const mask = prevention ? FAN_OPEN_PERM : FAN_OPEN | FAN_CLOSE_WRITE;
-  const marks = placeMarks(group, mask, { mountPaths: oa.mountPaths, includePaths: oa.includePaths, excludePaths: oa.excludePaths });
+  // Include paths are marked by the directory watcher's walk when it runs (one walk, and new folders are
+  // marked as they appear); otherwise by placeMarks' walk. Mount paths always by placeMarks.
+  const includes = usableIncludePaths(oa.includePaths, oa.excludePaths, log);
+  const useWatcher = includes.length > 0 && (!oa.disableDDD || oa.extraScanning);
+  const dirWake = useWatcher ? new WakeFd() : undefined;
+  let watcherDirs = 0;
+  if (useWatcher) {
+    const ddd: DddSettings = {
+      follow: !oa.disableDDD,
+      extraScanning: oa.extraScanning,
+      includePaths: includes,
+      excludePaths: oa.excludePaths,
+      markMask: mask,
+      wakeFd: dirWake!.fd,
+    };
+    watcherDirs = Number(await spawn(DIRWATCH_WORKER, { settings, ddd }, "dirwatch"));
+  }
+  const marks = placeMarks(group, mask, { mountPaths: oa.mountPaths, includePaths: useWatcher ? [] : includes, excludePaths: oa.excludePaths });
+  marks.directories += watcherDirs;
   for (const p of marks.problems) log.warn(p);
+  if (marks.directories + marks.mounts === 0) {
+    ring.stop();
+    wake.wake();
+    dirWake?.wake();
+    for (const w of workers) w.terminate();
+    libc.close(group);
+    throw new OnaccError("E_CONFIG", `${config.file}: none of the include or mount paths could be watched (see the warnings above)`);
+  }
   log.verbose(
-    `watching ${marks.directories} directories and ${marks.mounts} mounts; ${oa.maxThreads} scanners; scan mode ${mode} via ${describeEndpoint(endpoint)}; ` +
+    `watching ${marks.directories} directories and ${marks.mounts} mounts${useWatcher ? (oa.disableDDD ? "" : ", following new directories") : ""}${oa.extraScanning ? ", extra scanning" : ""}; ` +
+      `${oa.maxThreads} scanners; scan mode ${mode} via ${describeEndpoint(endpoint)}; ` +
       `prevention ${prevention ? "on" : "off"}, error policy ${errorResponse(settings) === FAN_ALLOW ? "allow" : "deny"}; ring ${ring.capacity}` +
       (clamdPid !== undefined ? `; clamd pid ${clamdPid} excluded` : ""),
   );
@@ -218,6 +269,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   invalidation?.start();
 
   let stopped = false;
+  let lastScansDone = ring.scansDone();
   return {
     settings,
     marks,
@@ -228,6 +280,12 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       ring.bumpLogGeneration();
     },
     flushCaches,
+    healthy() {
+      const done = ring.scansDone();
+      const progressed = done !== lastScansDone;
+      lastScansDone = done;
+      return progressed || watchdog.oldestPendingMs(monotonicMs()) < deadlineMs;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -235,6 +293,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       invalidation?.stop();
       ring.stop();
       wake.wake();
+      dirWake?.wake();
       // Nothing may stay waiting: answer what is pending (allow — as the kernel does for a closed group),
       // then close the group so events not yet read are allowed by the kernel.
       watchdog.answerAll(FAN_ALLOW);

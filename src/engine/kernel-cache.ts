@@ -8,8 +8,8 @@ import {
   FAN_MARK_ADD,
   FAN_MARK_EVICTABLE,
   FAN_MARK_FLUSH,
+  FAN_MARK_FILESYSTEM,
   FAN_MARK_IGNORED_MASK,
-  FAN_MARK_MOUNT,
   FAN_MARK_REMOVE,
   fanotifyMark,
   fanotifyMarkErrno,
@@ -79,22 +79,24 @@ export function mountPointsOf(paths: string[]): string[] {
 
 /**
  * Removes every ignore mark (signatures changed). FAN_MARK_FLUSH takes all inode marks, the directory
- * watch marks too, so for the moment of the flush and the re-marking walk a temporary mount mark covers
- * each mount holding an include path, and the reader lets through at once what lies outside them.
+ * watch marks too, so for the moment of the flush and the re-marking walk a temporary filesystem mark
+ * covers each filesystem holding an include path, and the reader lets through at once what lies outside
+ * the watched trees. A filesystem mark, not a mount mark: a mount mark only sees opens through that very
+ * mount, and under systemd's hardening or in a container onacc's mounts are private copies.
  */
 export function flushKernelCache(group: number, mask: number, t: MarkTargets, ring: EventRing): MarkReport {
-  const bridges = mountPointsOf(t.includePaths).filter((m) => !t.mountPaths.includes(m));
+  const bridges = mountPointsOf(t.includePaths);
   ring.setPathFilter(true);
   const added: string[] = [];
   try {
     for (const m of bridges) {
-      fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_MOUNT, mask, AT_FDCWD, m);
+      fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, m);
       added.push(m);
     }
     fanotifyMark(group, FAN_MARK_FLUSH, 0, AT_FDCWD, null);
     return placeMarks(group, mask, { mountPaths: [], includePaths: t.includePaths, excludePaths: t.excludePaths });
   } finally {
-    for (const m of added) fanotifyMarkErrno(group, FAN_MARK_REMOVE | FAN_MARK_MOUNT, mask, AT_FDCWD, m);
+    for (const m of added) fanotifyMarkErrno(group, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, m);
     ring.setPathFilter(false);
   }
 }

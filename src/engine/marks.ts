@@ -1,4 +1,4 @@
-// Where the kernel reports events: a mount mark per OnAccessMountPath, and a directory mark with
+// Where the kernel reports events: a filesystem mark per OnAccessMountPath, and a directory mark with
 // FAN_EVENT_ON_CHILD on every directory of each OnAccessIncludePath tree (excluded subtrees are never
 // marked). Limits reached are reported once, naming the sysctl; onacc keeps what it could mark.
 import { statSync } from "node:fs";
@@ -8,7 +8,7 @@ import { Errno, SyscallError } from "../../ffi/errors.ts";
 import {
   FAN_EVENT_ON_CHILD,
   FAN_MARK_ADD,
-  FAN_MARK_MOUNT,
+  FAN_MARK_FILESYSTEM,
   FAN_MARK_ONLYDIR,
   fanotifyMark,
 } from "../../ffi/fanotify.ts";
@@ -53,7 +53,10 @@ export function placeMarks(group: number, mask: number, t: MarkTargets): MarkRep
 
   for (const mount of t.mountPaths) {
     try {
-      fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_MOUNT, mask, AT_FDCWD, mount);
+      // A filesystem mark rather than clamonacc's mount mark: a mount mark sees only opens made through that
+      // very mount, so it misses containers and services with their own mount namespace (and onacc's own
+      // service sandbox would leave it blind).
+      fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, mount);
       report.mounts++;
     } catch (err) {
       fail(mount, err);

@@ -63,6 +63,9 @@ export const Counter = {
   actionsFailed: 20,
   kernelMarks: 21, // ignore marks added for files found clean
   kernelMarksUndone: 22, // removed again: the file changed during its scan
+  extraScans: 23, // files queued because they landed in the tree (extra scanning, new folders)
+  dirsAdded: 24, // directories that appeared and were marked
+  dirsRemoved: 25, // directories that left and were unmarked
 } as const;
 export type CounterName = keyof typeof Counter;
 const COUNTERS = 32;

@@ -47,6 +47,6 @@ export interface EngineSettings {
 
 /** Messages Workers post to the main thread. */
 export type WorkerMessage =
-  | { type: "ready"; worker: string }
+  | { type: "ready"; worker: string; detail?: string }
   | { type: "log"; level: "error" | "warn" | "info" | "verbose"; message: string }
   | { type: "fatal"; worker: string; message: string };

@@ -45,32 +45,41 @@ async function agentOverRelay(extra: string[]) {
 describe("error policy", () => {
   test("a verdict still blocks while clamd answers (the relay is transparent)", async () => {
     const t = await agentOverRelay([]);
-    expect(openInChild(t.eicar).error).toBe("EPERM");
-    expect(openInChild(t.clean).ok).toBe(true);
-    await disposeAgent(agent);
+    try {
+      expect(openInChild(t.eicar).error).toBe("EPERM");
+      expect(openInChild(t.clean).ok).toBe(true);
+    } finally {
+      await disposeAgent(agent);
+    }
   });
 
   test("clamd that never answers: opens are allowed by default, within the deadline", async () => {
     const t = await agentOverRelay([]);
-    await relay.setMode("blackhole");
-    const r = openInChild(t.eicar, { timeoutMs: 10000 });
-    expect(r.ok).toBe(true);
-    // Timeout 500 ms per step, no retries: answered well before the watchdog's 1.5 s deadline + slack.
-    expect(r.ms).toBeLessThan(4000);
-    await agent!.waitFor(/scan failed, allowed/);
-    await disposeAgent(agent);
+    try {
+      await relay.setMode("blackhole");
+      const r = openInChild(t.eicar, { timeoutMs: 10000 });
+      expect(r.ok).toBe(true);
+      // Timeout 500 ms per step, no retries: answered well before the watchdog's 1.5 s deadline + slack.
+      expect(r.ms).toBeLessThan(4000);
+      await agent!.waitFor(/scan failed, allowed/);
+    } finally {
+      await disposeAgent(agent);
+    }
   });
 
   test("clamd that never answers, with OnAccessDenyOnError and retries: denied, not hung", async () => {
     const t = await agentOverRelay(["OnAccessDenyOnError yes", "OnAccessRetryAttempts 2"]);
-    await relay.setMode("blackhole");
-    const before = relay.accepted();
-    const r = openInChild(t.clean, { timeoutMs: 15000 });
-    expect(r.error).toBe("EPERM");
-    await Bun.sleep(100); // let the relay's output arrive
-    // One try and two retries reached the (silent) clamd.
-    expect(relay.accepted() - before).toBe(3);
-    await disposeAgent(agent);
+    try {
+      await relay.setMode("blackhole");
+      const before = relay.accepted();
+      const r = openInChild(t.clean, { timeoutMs: 15000 });
+      expect(r.error).toBe("EPERM");
+      await Bun.sleep(100); // let the relay's output arrive
+      // One try and two retries reached the (silent) clamd.
+      expect(relay.accepted() - before).toBe(3);
+    } finally {
+      await disposeAgent(agent);
+    }
   });
 
   test("clamd stopped: allowed by default, denied with OnAccessDenyOnError", async () => {

@@ -1,0 +1,340 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync, chmodSync, openSync, closeSync } from "node:fs";
+import { join } from "node:path";
+import { monotonicMs } from "../../ffi/libc.ts";
+import { ClamdPool, createPoolSettings, poolHealth, startHealthChecks, type HealthChange, type PoolSettings } from "../../src/clamd/pool.ts";
+import type { ClamdEndpoint } from "../../src/config/types.ts";
+import { disposeClamd, freeTcpPort, startClamd, type TestClamd } from "../fixtures/clamd.ts";
+import { startRelay, type ClamdRelay } from "../fixtures/proxy.ts";
+import { EICAR, EICAR_SIGNATURE } from "../fixtures/signatures.ts";
+import type { PoolJob, PoolReport } from "./pool-worker.ts";
+
+const EICAR_FOUND = `${EICAR_SIGNATURE}.UNOFFICIAL`;
+let clamds: TestClamd[] = [];
+let dir = "";
+let eicar = "";
+
+beforeAll(async () => {
+  clamds = await Promise.all([startClamd(), startClamd(), startClamd()]);
+  dir = mkdtempSync("/tmp/onacc-pool-");
+  chmodSync(dir, 0o755);
+  eicar = join(dir, "eicar.com");
+  writeFileSync(eicar, EICAR);
+});
+
+afterAll(async () => {
+  await Promise.all(clamds.map(disposeClamd));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A unix socket, then TCP: the pool mixes kinds, and fd passing falls back to streaming over TCP. */
+function endpointsOf(list: TestClamd[]): ClamdEndpoint[] {
+  return list.map((c, i) => (i === 0 ? { kind: "unix", path: c.socket } : { kind: "tcp", host: "127.0.0.1", port: c.port }));
+}
+
+function scanOnce(pool: ClamdPool, mode: "fd" | "stream" = "stream") {
+  const fd = openSync(eicar, "r");
+  try {
+    const t0 = monotonicMs();
+    const outcome = mode === "fd" ? pool.scanFd(fd) : pool.scanStream(fd);
+    return { outcome, ms: monotonicMs() - t0 };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+async function startWorkers(settings: PoolSettings, count: number, mode: "fd" | "stream") {
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const workers: Worker[] = [];
+  const reports: Promise<PoolReport>[] = [];
+  for (let i = 0; i < count; i++) {
+    const w = new Worker(new URL("./pool-worker.ts", import.meta.url).href);
+    workers.push(w);
+    let started!: () => void;
+    const isStarted = new Promise<void>((r) => (started = r));
+    reports.push(
+      new Promise<PoolReport>((resolve, reject) => {
+        w.onmessage = (e) => (e.data === "started" ? started() : resolve(e.data as PoolReport));
+        w.onerror = (e) => reject(new Error(e.message));
+      }),
+    );
+    w.postMessage({ settings, file: eicar, mode, stop } satisfies PoolJob);
+    await isStarted;
+  }
+  return {
+    async finish(): Promise<PoolReport[]> {
+      Atomics.store(stop, 0, 1);
+      const all = await Promise.all(reports);
+      for (const w of workers) w.terminate();
+      return all;
+    },
+  };
+}
+
+describe("createPoolSettings()", () => {
+  test("createPoolSettings() rejects an empty list, a listed-twice endpoint and a zero timeout", () => {
+    const tcp: ClamdEndpoint = { kind: "tcp", host: "127.0.0.1", port: 3310 };
+    expect(() => createPoolSettings({ endpoints: [], timeoutMs: 1000, retries: 0, streamMaxLength: 0 })).toThrow("at least one endpoint");
+    expect(() => createPoolSettings({ endpoints: [tcp, { ...tcp }], timeoutMs: 1000, retries: 0, streamMaxLength: 0 })).toThrow(
+      "clamd endpoint tcp://127.0.0.1:3310 is listed twice",
+    );
+    expect(() => createPoolSettings({ endpoints: [tcp], timeoutMs: 0, retries: 0, streamMaxLength: 0 })).toThrow("timeout must be positive");
+  });
+
+  test("createPoolSettings() gives a single endpoint the deadline of OnAccessCurlTimeout × attempts by default", () => {
+    const s = createPoolSettings({ endpoints: [{ kind: "unix", path: "/run/x.sock" }], timeoutMs: 700, retries: 2, streamMaxLength: 0 });
+    expect(s.deadlineMs).toBe(2100);
+    expect(s.shared).toBeInstanceOf(SharedArrayBuffer);
+  });
+});
+
+describe("ClamdPool against three real clamds", () => {
+  test("four scanner Workers keep finding EICAR while one clamd is killed mid-run; it rejoins after a restart", async () => {
+    const settings = createPoolSettings({
+      endpoints: endpointsOf(clamds),
+      timeoutMs: 1000,
+      retries: 0,
+      streamMaxLength: 1 << 20,
+      deadlineMs: 2500,
+      healthIntervalMs: 200,
+      backoffMinMs: 50,
+      backoffMaxMs: 400,
+    });
+    const changes: HealthChange[] = [];
+    const checker = startHealthChecks(settings, (c) => changes.push(c));
+    try {
+      const run = await startWorkers(settings, 4, "fd");
+      await Bun.sleep(300);
+      const victim = clamds[1]!;
+      process.kill(victim.pid, "SIGKILL");
+      await waitFor("the killed clamd to be marked down", () => changes.some((c) => c.index === 1 && !c.up));
+      await Bun.sleep(300);
+      const whileDown = poolHealth(settings).endpoints[1]!.scans;
+      await victim.restart();
+      await waitFor("the restarted clamd to rejoin", () => changes.some((c) => c.index === 1 && c.up));
+      await waitFor("the restarted clamd to scan again", () => poolHealth(settings).endpoints[1]!.scans > whileDown + 5);
+      const reports = await run.finish();
+
+      const total = reports.reduce((n, r) => n + r.scans, 0);
+      const errors = reports.flatMap((r) => r.errors);
+      // No scan may end without a verdict while two clamds answer: every EICAR scan reports it.
+      expect(errors).toEqual([]);
+      expect(reports.reduce((n, r) => n + r.infected, 0)).toBe(total);
+      expect(Math.max(...reports.map((r) => r.maxMs))).toBeLessThan(settings.deadlineMs);
+      const health = poolHealth(settings);
+      expect(health.endpoints.map((e) => e.up)).toEqual([true, true, true]);
+      for (const e of health.endpoints) expect(e.scans).toBeGreaterThan(5);
+      // Unix gets fd passing, the two TCP endpoints the stream.
+      expect(health.counters.scansByMode.fdpass).toBeGreaterThan(0);
+      expect(health.counters.scansByMode.stream).toBeGreaterThan(0);
+      expect(changes.find((c) => c.index === 1 && !c.up)!.reason).toMatch(/connect|refused|reset|closed|failed/i);
+    } finally {
+      checker.stop();
+    }
+  }, 30000);
+
+  test("with every clamd down a scan reports an error at once; the first clamd back rejoins", async () => {
+    const trio = await Promise.all([startClamd(), startClamd(), startClamd()]);
+    const settings = createPoolSettings({
+      endpoints: endpointsOf(trio),
+      timeoutMs: 1000,
+      retries: 1,
+      streamMaxLength: 1 << 20,
+      healthIntervalMs: 200,
+      backoffMinMs: 50,
+      backoffMaxMs: 200,
+    });
+    const changes: HealthChange[] = [];
+    const checker = startHealthChecks(settings, (c) => changes.push(c));
+    const pool = new ClamdPool(settings);
+    try {
+      expect(scanOnce(pool, "fd").outcome).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] } });
+      await Promise.all(trio.map((c) => c.stop()));
+      // The first scan finds out (each endpoint not yet marked refuses); the next ones need not try at all.
+      const first = scanOnce(pool, "fd");
+      expect(first.outcome.ok).toBe(false);
+      await waitFor("all three marked down", () => poolHealth(settings).endpoints.every((e) => !e.up));
+      const second = scanOnce(pool, "fd");
+      expect(second.outcome.ok).toBe(false);
+      expect(second.outcome.attempts).toBe(0);
+      if (!second.outcome.ok) {
+        expect(second.outcome.error.kind).toBe("connect");
+        expect(second.outcome.error.message).toStartWith("No clamd endpoint is up: unix:");
+      }
+      expect(second.ms).toBeLessThan(settings.timeoutMs);
+      expect(poolHealth(settings).counters.allDown).toBeGreaterThanOrEqual(1);
+
+      await trio[2]!.restart();
+      await waitFor("the restarted clamd to rejoin", () => changes.some((c) => c.index === 2 && c.up));
+      const after = scanOnce(pool, "fd").outcome;
+      expect(after).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] } });
+      expect(checker.status()[2]).toMatchObject({ up: true, endpoint: `tcp://127.0.0.1:${trio[2]!.port}` });
+      expect(checker.status()[0]!.up).toBe(false);
+      expect(checker.status()[0]!.lastError).toMatch(/unix:/);
+    } finally {
+      checker.stop();
+      await Promise.all(trio.map(disposeClamd));
+    }
+  }, 30000);
+});
+
+describe("ClamdPool with a clamd that hangs or is slow", () => {
+  let relay: ClamdRelay | undefined;
+  beforeAll(async () => {
+    relay = await startRelay(clamds[0]!.port);
+  });
+  afterAll(async () => {
+    await relay?.stop();
+  });
+
+  test("a clamd that accepts and never answers: the scan fails over to the next one within the deadline", async () => {
+    await relay!.setMode("blackhole");
+    const hung: ClamdEndpoint = { kind: "tcp", host: "127.0.0.1", port: relay!.port };
+    // No checker: the first pick is index 0, the silent one.
+    const settings = createPoolSettings({
+      endpoints: [hung, { kind: "tcp", host: "127.0.0.1", port: clamds[2]!.port }],
+      timeoutMs: 500,
+      retries: 0,
+      streamMaxLength: 1 << 20,
+      deadlineMs: 2000,
+    });
+    const { outcome, ms } = scanOnce(new ClamdPool(settings));
+    expect(outcome).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] }, attempts: 2 });
+    expect(ms).toBeGreaterThanOrEqual(500);
+    expect(ms).toBeLessThan(settings.deadlineMs);
+    const health = poolHealth(settings);
+    expect(health.endpoints[0]).toMatchObject({ up: false, failures: 1, lastError: "a scan failed (timeout)" });
+    expect(health.counters.errors.timeout).toBe(1);
+    expect(health.counters.failovers).toBe(1);
+  });
+
+  test("a silent clamd alone: the scan ends with a timeout error before the deadline", async () => {
+    await relay!.setMode("blackhole");
+    const settings = createPoolSettings({
+      endpoints: [{ kind: "tcp", host: "127.0.0.1", port: relay!.port }],
+      timeoutMs: 300,
+      retries: 1,
+      streamMaxLength: 1 << 20,
+      deadlineMs: 1000,
+    });
+    const { outcome, ms } = scanOnce(new ClamdPool(settings));
+    expect(outcome.ok).toBe(false);
+    if (!outcome.ok) {
+      expect(outcome.error.kind).toBe("timeout");
+      expect(outcome.error.message).toContain(`tcp://127.0.0.1:${relay!.port}`);
+    }
+    expect(outcome.attempts).toBe(2);
+    expect(ms).toBeLessThanOrEqual(settings.deadlineMs + 100);
+  });
+
+  test("scans go to the endpoint with fewer scans in flight, so a slow clamd gets few of them", async () => {
+    await relay!.setMode("slow");
+    const settings = createPoolSettings({
+      endpoints: [
+        { kind: "tcp", host: "127.0.0.1", port: relay!.port },
+        { kind: "tcp", host: "127.0.0.1", port: clamds[2]!.port },
+      ],
+      timeoutMs: 3000,
+      retries: 0,
+      streamMaxLength: 1 << 20,
+    });
+    const run = await startWorkers(settings, 4, "stream");
+    await Bun.sleep(1500);
+    const reports = await run.finish();
+    expect(reports.flatMap((r) => r.errors)).toEqual([]);
+    const [slow, fast] = poolHealth(settings).endpoints;
+    // Round-robin alone would give the slow one about half; in-flight counting keeps it to a few.
+    expect(fast!.scans).toBeGreaterThan(5 * slow!.scans);
+    expect(slow!.scans).toBeGreaterThan(0);
+    await relay!.setMode("relay");
+  }, 20000);
+});
+
+describe("startHealthChecks()", () => {
+  test("a dead endpoint is PINGed with exponential backoff, not at every tick", async () => {
+    // Accepts and hangs up at once: every PING is one connection, counted here.
+    const probes: number[] = [];
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(s) {
+          probes.push(monotonicMs());
+          s.end();
+        },
+        data() {},
+      },
+    });
+    const settings = createPoolSettings({
+      endpoints: [{ kind: "tcp", host: "127.0.0.1", port: listener.port }],
+      timeoutMs: 500,
+      retries: 0,
+      streamMaxLength: 0,
+      healthIntervalMs: 100,
+      backoffMinMs: 50,
+      backoffMaxMs: 800,
+    });
+    const changes: HealthChange[] = [];
+    const checker = startHealthChecks(settings, (c) => changes.push(c));
+    try {
+      await Bun.sleep(2000);
+      expect(changes).toHaveLength(1);
+      expect(changes[0]).toMatchObject({ up: false, endpoint: `tcp://127.0.0.1:${listener.port}` });
+      expect(changes[0]!.reason).toContain("closed the connection without a reply");
+      // 50, 100, 200, 400, 800 ms apart: about 6 PINGs in 2 s (a fixed 100 ms tick would make 20).
+      expect(probes.length).toBeGreaterThanOrEqual(4);
+      expect(probes.length).toBeLessThanOrEqual(9);
+      const gaps = probes.slice(1).map((t, i) => t - probes[i]!);
+      expect(gaps[gaps.length - 1]!).toBeGreaterThan(2 * gaps[0]!);
+      expect(checker.status()[0]!.nextProbeInMs).toBeLessThanOrEqual(800);
+    } finally {
+      checker.stop();
+      listener.stop(true);
+    }
+  });
+
+  test("without a checker the pool trusts no down mark: a restarted clamd is used again at once", async () => {
+    const solo = await startClamd();
+    try {
+      const settings = createPoolSettings({ endpoints: [{ kind: "unix", path: solo.socket }], timeoutMs: 1000, retries: 0, streamMaxLength: 1 << 20 });
+      const pool = new ClamdPool(settings);
+      await solo.stop();
+      expect(scanOnce(pool, "fd").outcome.ok).toBe(false);
+      expect(poolHealth(settings).endpoints[0]!.up).toBe(false);
+      await solo.restart();
+      expect(scanOnce(pool, "fd").outcome).toMatchObject({ ok: true, verdict: { kind: "infected" } });
+      expect(poolHealth(settings).endpoints[0]!.up).toBe(true);
+    } finally {
+      await disposeClamd(solo);
+    }
+  });
+
+  test("the checker marks an endpoint that stops answering PING down and reports why", async () => {
+    const port = await freeTcpPort();
+    const settings = createPoolSettings({
+      endpoints: [{ kind: "tcp", host: "127.0.0.1", port }],
+      timeoutMs: 500,
+      retries: 0,
+      streamMaxLength: 0,
+      healthIntervalMs: 100,
+    });
+    const changes: HealthChange[] = [];
+    const checker = startHealthChecks(settings, (c) => changes.push(c));
+    try {
+      await waitFor("the down report", () => changes.length > 0);
+      expect(changes[0]).toMatchObject({ index: 0, up: false });
+      expect(changes[0]!.reason).toContain(`tcp://127.0.0.1:${port}`);
+      expect(poolHealth(settings).endpoints[0]!.up).toBe(false);
+    } finally {
+      checker.stop();
+    }
+  });
+});
