@@ -428,8 +428,8 @@ NoNewPrivileges=yes
 # setup` writes) sit on inodes, so they see every access whichever mount namespace it comes from; the
 # event's descriptor is opened through the accessing process's mount, so a read-only view here does not
 # stop scanning. Three consequences:
-# - OnAccessMountPath places MOUNT marks, and here they would mark the service's private copy, which no
-#   other process uses: nothing would be scanned. Use onacc.service.d/mount-path.conf.example with it.
+# - OnAccessMountPath places a filesystem mark (FAN_MARK_FILESYSTEM): it sits on the file system, not on
+#   the service's private copy of the mount, so it sees opens from every mount namespace as well.
 # - ProtectHome= is deliberately absent: "yes"/"tmpfs" put empty stand-ins over /home, /root and
 #   /run/user, so protecting a directory there would mark the stand-in ("read-only" adds nothing to
 #   ProtectSystem=strict). ProtectProc=invisible is absent too: it would hide other users' processes, so

@@ -11,6 +11,8 @@ export const O_NONBLOCK = 0x800;
 // Hint: arm64 overrides these two: O_DIRECTORY is 0x4000 and O_NOFOLLOW 0x8000 there.
 const IS_ARM64 = process.arch === "arm64";
 const DIR_FLAGS = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (IS_ARM64 ? 0x4000 | 0x8000 : O_DIRECTORY | O_NOFOLLOW);
+/** For opening a file onacc found by name: never blocks on a FIFO, never follows a symlink. */
+export const FILE_PEEK_FLAGS = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (IS_ARM64 ? 0x8000 : O_NOFOLLOW);
 
 /** d_type values of struct linux_dirent64. */
 export const DT_UNKNOWN = 0;

@@ -6,7 +6,6 @@ import { defineCommand, runCommand } from "citty";
 import { parseRunArgs, runArgsDef } from "./cli/args.ts";
 import { helpText } from "./cli/help.ts";
 import { pingClamd, runAgent, versionText } from "./cli/run.ts";
-import { runSetup } from "./cli/setup.ts";
 import { ExitCode, OnaccError, exitCodeFor } from "./errors.ts";
 import { VERSION } from "./version.ts";
 
@@ -27,6 +26,8 @@ const run = defineCommand({
 const setup = defineCommand({
   meta: { name: "setup", description: "Write a configuration interactively (or with --yes and flags)" },
   async run({ rawArgs }) {
+    // Loaded on demand: the wizard's prompt library is not worth memory in the long-running agent.
+    const { runSetup } = await import("./cli/setup.ts");
     exitCode = await runSetup(rawArgs);
   },
 });

@@ -172,7 +172,8 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   };
   const spawn = (url: URL, data: object, name: string) =>
     new Promise<string | undefined>((resolve, reject) => {
-      const w = new Worker(url, { name } as WorkerOptions);
+      // smol: a smaller JS heap per Worker; these threads hold almost nothing on it.
+      const w = new Worker(url, { name, smol: true } as WorkerOptions);
       workers.push(w);
       let ready = false;
       w.onmessage = (e: MessageEvent<WorkerMessage>) => {

@@ -42,7 +42,7 @@ describe("container examples", () => {
   test("the sidecar configuration loads and guards /data/uploads through clamd over TCP", () => {
     expect(config.endpoints).toEqual([{ kind: "tcp", host: "clamd", port: 3310 }]);
     expect(config.onAccess.includePaths).toEqual(["/data/uploads"]);
-    expect(config.onAccess.mountPaths).toEqual([]); // mount marks cannot work from a sidecar
+    expect(config.onAccess.mountPaths).toEqual([]); // a filesystem mark would cover the whole node disk behind the volume
     expect(config.onAccess.prevention).toBe(true);
   });
 
