@@ -93,6 +93,23 @@ describe("actions on FOUND", () => {
   });
 });
 
+describe("without OnAccessPrevention", () => {
+  test("opens are not blocked, but detections are logged and actions still apply", async () => {
+    const dir = freshDir();
+    const t = writeTestFiles(dir);
+    agent = await startAgent({ clamd, config: [`OnAccessIncludePath ${dir}`], args: ["--foreground", "--remove", "--config-file=CONFIG", "--log=LOG"] });
+    try {
+      expect(openInChild(t.eicar).ok).toBe(true);
+      await agent.waitFor(/eicar\.com: Onacc\.Test\.EICAR\.UNOFFICIAL FOUND/);
+      for (let i = 0; i < 100 && existsSync(t.eicar); i++) await Bun.sleep(20);
+      expect(existsSync(t.eicar)).toBe(false);
+      expect(existsSync(t.clean)).toBe(true);
+    } finally {
+      await done();
+    }
+  });
+});
+
 describe("names and logs", () => {
   test("a file name with a newline and a non-UTF-8 byte is denied and logged unambiguously", async () => {
     const dir = freshDir();
