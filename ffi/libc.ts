@@ -45,6 +45,8 @@ const lib = dlopen("libc.so.6", {
   name_to_handle_at: { args: [i32, ptr, ptr, ptr, i32], returns: i32 },
   open_by_handle_at: { args: [i32, ptr, i32], returns: i32 },
   fstatfs: { args: [i32, ptr], returns: i32 },
+  // Advisory whole-file locks: log rotation by several threads renames a file only under its lock.
+  flock: { args: [i32, i32], returns: i32 },
 });
 
 // *_fast results are typed number | bigint; sizes and counts here never exceed 2^53, so call them numbers.

@@ -115,14 +115,19 @@ export class ClamdClient {
     const chunk = streamChunkBytes(this.streamMaxLength);
     return this.scan("zINSTREAM", { kind: "stream" }, (conn) => {
       const sent = conn.streamFile(fd, chunk);
-      const records = readAfterSend(conn, sent.result);
-      if (records.length === 0 && sent.result === "peer-stopped" && beyondStreamLimit(sent.bytes, this.streamMaxLength)) {
-        // clamd hung up without the reply reaching us (a reset can discard it); the size explains why.
-        throw new ClamdError(
-          "size-limit",
-          `clamd at ${this.description} closed the stream after ${sent.bytes} bytes; StreamMaxLength is ${this.streamMaxLength}`,
-        );
+      // clamd hung up without the reply reaching us (a reset can discard it); the size explains why. Behind
+      // a TLS terminator the whole stream may even have been taken before the hang-up reached us.
+      const overLimit = () =>
+        new ClamdError("size-limit", `clamd at ${this.description} closed the stream after ${sent.bytes} bytes; StreamMaxLength is ${this.streamMaxLength}`);
+      const explained = beyondStreamLimit(sent.bytes, this.streamMaxLength) && (sent.result === "peer-stopped" || this.endpoint.kind === "tls");
+      let records: Uint8Array[];
+      try {
+        records = readAfterSend(conn, sent.result);
+      } catch (err) {
+        if (explained && err instanceof ClamdError && err.kind !== "timeout") throw overLimit();
+        throw err;
       }
+      if (records.length === 0 && explained) throw overLimit();
       return records;
     });
   }

@@ -313,6 +313,7 @@ export class ClamdPool {
     const start = monotonicMs();
     const deadline = start + s.deadlineMs;
     let attempts = 0;
+    let tries = 0;
     let last: ClamdError | undefined;
     // Endpoints this scan saw fail: a retry round (OnAccessRetryAttempts) may try them again, down or not.
     const failedHere = new Set<number>();
@@ -325,7 +326,7 @@ export class ClamdPool {
         const i = this.pick(tried, round > 0 ? failedHere : undefined, now);
         if (i === undefined) break;
         tried.add(i);
-        if (attempts > 0) this.shared.countFailover();
+        if (tries++ > 0) this.shared.countFailover();
         const client = new ClamdClient({
           endpoint: s.endpoints[i]!,
           timeoutMs: Math.max(1, Math.min(s.timeoutMs, left)),
@@ -342,7 +343,7 @@ export class ClamdPool {
         } finally {
           this.shared.leave(i);
         }
-        attempts += Math.max(outcome.attempts, 1);
+        attempts += outcome.attempts;
         this._lastEndpoint = this.descriptions[i];
         if (outcome.ok) {
           this.shared.countScan(i);
@@ -363,7 +364,7 @@ export class ClamdPool {
       }
       if (tried.size === 0) break;
     }
-    if (attempts === 0) {
+    if (tries === 0) {
       this.shared.countAllDown();
       return { ok: false, error: this.allDownError(), attempts };
     }

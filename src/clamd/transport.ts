@@ -180,6 +180,11 @@ export type SendResult = "sent" | "peer-stopped";
 // Hint: a unix listener with a full backlog answers EAGAIN instead of EINPROGRESS; try again shortly.
 const BACKLOG_RETRY_MS = 5;
 const RECV_CHUNK = 64 * 1024;
+/**
+ * Longest reply record accepted: clamd's are a path (≤ PATH_MAX) and signature names. A peer that sends
+ * more without a NUL is not clamd, and must not make onacc buffer without bound until the timeout.
+ */
+export const MAX_RECORD_BYTES = 64 * 1024;
 
 export class Connection {
   readonly description: string;
@@ -316,6 +321,11 @@ export class Connection {
     const deadline = monotonicMs() + this.timeoutMs;
     for (;;) {
       const nul = this.pending.subarray(this.pendingStart, this.pendingEnd).indexOf(0);
+      if (nul > MAX_RECORD_BYTES || (nul < 0 && this.pendingEnd - this.pendingStart > MAX_RECORD_BYTES)) {
+        const head = recordText(this.pending.subarray(this.pendingStart, this.pendingStart + 40));
+        this.pendingStart = this.pendingEnd;
+        throw new ClamdError("protocol", `clamd at ${this.description} sent a reply longer than ${MAX_RECORD_BYTES} bytes (${JSON.stringify(head)}…)`);
+      }
       if (nul >= 0) {
         const record = this.pending.slice(this.pendingStart, this.pendingStart + nul);
         this.pendingStart += nul + 1;

@@ -9,8 +9,13 @@
 // command then calls parseRunArgs() on its raw argv.
 import type { ArgsDef } from "citty";
 import { resolve } from "node:path";
+import { CLAMD_URL_FORMS, parseClamdUrl, parseHostPort } from "../clamd/url.ts";
+import type { ClamdEndpoint } from "../config/types.ts";
 import { closestName } from "../config/suggest.ts";
 import { UsageError } from "../errors.ts";
+import { UNIX_PATH_MAX } from "../../ffi/socket.ts";
+import { LOG_KEEP_DEFAULT } from "../log/logger.ts";
+import { DEFAULT_STATUS_SOCKET } from "../status/types.ts";
 import { DEFAULT_CONFIG_FILE, type ActionOnFound, type RunOptions } from "./options.ts";
 
 export interface FlagSpec {
@@ -18,6 +23,8 @@ export interface FlagSpec {
   short?: string;
   /** Set for flags that take a value: its placeholder in --help ("FILE"). */
   value?: string;
+  /** A value flag that may be given several times (each value kept, in order). */
+  repeatable?: true;
   description: string;
 }
 
@@ -42,10 +49,29 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   // onacc's own flags (clamonacc has no verdict cache). Defaults: 65536 entries, kernel cache on.
   { long: "cache-size", value: "N", description: "Remember up to N clean file versions (0 turns the cache off; default 65536)" },
   { long: "kernel-cache", value: "yes|no", description: "Let the kernel skip reopens of files found clean until they change (default yes)" },
+  // Fleet and operations (onacc's own).
+  {
+    long: "clamd",
+    value: "URL",
+    repeatable: true,
+    description: "Use this clamd instead of the configuration's sockets; repeat for several (unix:///path, tcp://HOST:PORT, tls://HOST:PORT)",
+  },
+  { long: "tls-ca", value: "FILE", description: "CA certificates (PEM) that signed the TLS terminator of tls:// clamds (default: the system's)" },
+  { long: "tls-cert", value: "FILE", description: "Client certificate (PEM) for tls:// clamds whose terminator requires one" },
+  { long: "tls-key", value: "FILE", description: "Private key (PEM) of --tls-cert" },
+  { long: "tls-no-verify-hostname", description: "Accept a tls:// clamd's certificate for another name (the CA is still checked)" },
+  { long: "status-socket", value: "PATH", description: `Control socket for onacc status (default ${DEFAULT_STATUS_SOCKET}; "none" turns it off)` },
+  { long: "metrics-listen", value: "ADDR", description: "Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9115)" },
+  { long: "log-format", value: "text|json", description: "Format of --log lines (default text; json: one object per line)" },
+  { long: "log-max-size", value: "SIZE", description: "Rotate --log when it would grow past SIZE (e.g. 10M; K, M, G suffixes)" },
+  { long: "log-keep", value: "N", description: `Old log files kept by --log-max-size rotation: FILE.1 … FILE.N (default ${LOG_KEEP_DEFAULT})` },
 ];
 
 /** Defaults of onacc's own flags. */
 export const CACHE_SIZE_DEFAULT = 65536;
+export { LOG_KEEP_DEFAULT };
+/** Smallest --log-max-size: below it every few lines would rotate. */
+const _LOG_MAX_SIZE_MIN = 1024;
 
 /** The same flags as a citty ArgsDef, for the root command (see the comment at the top). */
 export const runArgsDef: ArgsDef = Object.fromEntries(
@@ -80,9 +106,17 @@ const _BY_SHORT = new Map(RUN_FLAGS.filter((f) => f.short).map((f) => [f.short, 
 export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd()): RunOptions {
   const switches = new Map<string, boolean>();
   const values = new Map<string, string>();
+  const lists = new Map<string, string[]>();
 
   const setValue = (flag: FlagSpec, value: string, spelled: string) => {
     if (value === "") throw new UsageError(`${spelled} needs a ${flag.value} value`);
+    if (flag.repeatable) {
+      const list = lists.get(flag.long) ?? [];
+      if (list.includes(value)) throw new UsageError(`--${flag.long} "${value}" is given twice: keep one`);
+      list.push(value);
+      lists.set(flag.long, list);
+      return;
+    }
     const earlier = values.get(flag.long);
     if (earlier !== undefined && earlier !== value) {
       throw new UsageError(`--${flag.long} is given twice, with "${earlier}" and "${value}": keep one`);
@@ -177,6 +211,7 @@ export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd(
     cacheSize: _parseCount("--cache-size", values.get("cache-size"), CACHE_SIZE_DEFAULT),
     kernelCache: values.has("kernel-cache") ? _switchValue("--kernel-cache", values.get("kernel-cache")!) : true,
     pingOnly: pingText !== undefined && !on("wait"),
+    ..._fleetOptions(on, values, lists, path),
   };
   const logFile = path("log");
   if (logFile !== undefined) options.logFile = logFile;
@@ -186,6 +221,96 @@ export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd(
   if (excludeList !== undefined) options.excludeList = excludeList;
   if (ping !== undefined) options.ping = ping;
   return options;
+}
+
+type _FleetOptions = Pick<RunOptions, "clamd" | "statusSocket" | "metricsListen" | "logFormat" | "logMaxSize" | "logKeep">;
+
+/** --clamd and --tls-*, --status-socket, --metrics-listen, --log-format/--log-max-size/--log-keep. */
+function _fleetOptions(
+  on: (long: string) => boolean,
+  values: Map<string, string>,
+  lists: Map<string, string[]>,
+  path: (long: string) => string | undefined,
+): _FleetOptions {
+  const out: _FleetOptions = { statusSocket: DEFAULT_STATUS_SOCKET, logFormat: "text", logKeep: LOG_KEEP_DEFAULT };
+
+  const urls = lists.get("clamd") ?? [];
+  const endpoints: ClamdEndpoint[] = urls.map((url) => {
+    const r = parseClamdUrl(url);
+    if ("error" in r) throw new UsageError(`Invalid --clamd "${url}": ${r.error} (expected ${CLAMD_URL_FORMS})`);
+    return r.endpoint;
+  });
+  const tlsFlags = ["tls-ca", "tls-cert", "tls-key"].filter((f) => values.has(f)).map((f) => `--${f}`);
+  if (on("tls-no-verify-hostname")) tlsFlags.push("--tls-no-verify-hostname");
+  const anyTls = endpoints.some((e) => e.kind === "tls");
+  if (tlsFlags.length > 0 && !anyTls) {
+    throw new UsageError(`${tlsFlags.join(", ")} apply to tls:// clamd endpoints, but no --clamd tls://HOST:PORT was given`);
+  }
+  if (values.has("tls-cert") !== values.has("tls-key")) {
+    throw new UsageError(values.has("tls-cert") ? "--tls-cert needs --tls-key (the certificate's private key)" : "--tls-key needs --tls-cert (the certificate it belongs to)");
+  }
+  if (endpoints.length > 0) {
+    const ca = path("tls-ca");
+    const cert = path("tls-cert");
+    const key = path("tls-key");
+    out.clamd = endpoints.map((e) =>
+      e.kind !== "tls"
+        ? e
+        : {
+            ...e,
+            verifyHostname: !on("tls-no-verify-hostname"),
+            ...(ca !== undefined ? { ca } : {}),
+            ...(cert !== undefined ? { cert } : {}),
+            ...(key !== undefined ? { key } : {}),
+          },
+    );
+  }
+
+  const socket = values.get("status-socket");
+  if (socket === "none") out.statusSocket = null;
+  else if (socket !== undefined) {
+    const resolved = path("status-socket")!;
+    if (new TextEncoder().encode(resolved).length >= UNIX_PATH_MAX) {
+      throw new UsageError(`Invalid --status-socket "${socket}": a socket path must be shorter than ${UNIX_PATH_MAX} bytes ("${resolved}" is not)`);
+    }
+    out.statusSocket = resolved;
+  }
+
+  const metrics = values.get("metrics-listen");
+  if (metrics !== undefined) {
+    // A bare port listens on loopback only: metrics name the files onacc found.
+    const hp = /^\d+$/.test(metrics) ? parseHostPort(`127.0.0.1:${metrics}`) : parseHostPort(metrics.startsWith(":") ? `0.0.0.0${metrics}` : metrics);
+    if ("error" in hp) throw new UsageError(`Invalid --metrics-listen "${metrics}": ${hp.error} (e.g. 127.0.0.1:9115 or [::1]:9115)`);
+    out.metricsListen = hp;
+  }
+
+  const format = values.get("log-format");
+  if (format !== undefined) {
+    if (format !== "text" && format !== "json") throw new UsageError(`Invalid --log-format "${format}": expected text or json`);
+    out.logFormat = format;
+  }
+  const maxSize = values.get("log-max-size");
+  if (maxSize !== undefined) {
+    if (!values.has("log")) throw new UsageError("--log-max-size rotates the --log file, but no --log=FILE was given");
+    out.logMaxSize = _parseSize("--log-max-size", maxSize);
+  }
+  const keep = values.get("log-keep");
+  if (keep !== undefined) {
+    if (maxSize === undefined) throw new UsageError("--log-keep says how many files --log-max-size rotation keeps, but no --log-max-size was given");
+    out.logKeep = _parseCount("--log-keep", keep, LOG_KEEP_DEFAULT, 1000);
+  }
+  return out;
+}
+
+/** "10M", "512K", "1G", "4096": bytes (K = 1024, as clamd.conf sizes). */
+function _parseSize(spelled: string, text: string): number {
+  const m = /^(\d+)([KMG]?)$/i.exec(text);
+  const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m?.[2] ?? "").toUpperCase() as "" | "K" | "M" | "G"];
+  const bytes = m ? Number(m[1]) * unit : NaN;
+  if (!m || !Number.isSafeInteger(bytes) || bytes < _LOG_MAX_SIZE_MIN) {
+    throw new UsageError(`Invalid ${spelled} "${text}": expected a size of at least 1K, like 10M, 512K or 1G`);
+  }
+  return bytes;
 }
 
 /** `--ping=A[:I]`: A tries (at least 1), I seconds apart (default 1; 0 allowed, as in clamonacc). */
@@ -202,10 +327,10 @@ function _parsePing(text: string): { attempts: number; intervalSec: number } {
 }
 
 /** A whole number ≥ 0 given to `spelled`, or `fallback` when the flag is absent. */
-function _parseCount(spelled: string, text: string | undefined, fallback: number): number {
+function _parseCount(spelled: string, text: string | undefined, fallback: number, max = 1 << 26): number {
   if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) > 1 << 26) {
-    throw new UsageError(`Invalid ${spelled} "${text}": expected a whole number from 0 to ${1 << 26}`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) > max) {
+    throw new UsageError(`Invalid ${spelled} "${text}": expected a whole number from 0 to ${max}`);
   }
   return Number(text);
 }

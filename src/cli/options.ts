@@ -1,6 +1,7 @@
 // What the clamonacc-compatible command line asks for, after validation. src/cli/args.ts builds it from
 // argv; the engine and the clamd client read it. Flag meanings are clamonacc's and never change.
 import type { ScanMode } from "../clamd/types.ts";
+import type { ClamdEndpoint } from "../config/types.ts";
 
 export type ActionOnFound =
   | { kind: "none" }
@@ -38,6 +39,21 @@ export interface RunOptions {
   cacheSize: number;
   /** --kernel-cache=yes|no: fanotify ignore marks for files found clean. */
   kernelCache: boolean;
+  /**
+   * --clamd URL (repeatable): these endpoints, in order, instead of the configuration's LocalSocket/TCPSocket;
+   * tls:// ones already carry --tls-ca/--tls-cert/--tls-key and --tls-no-verify-hostname.
+   */
+  clamd?: ClamdEndpoint[];
+  /** --status-socket PATH (absolute); null with --status-socket=none. Default /run/onacc/status.sock. */
+  statusSocket: string | null;
+  /** --metrics-listen ADDR: serve Prometheus text at http://ADDR/metrics. A bare port means 127.0.0.1. */
+  metricsListen?: { host: string; port: number };
+  /** --log-format: the --log file's lines (and the console's when there is no --log). */
+  logFormat: "text" | "json";
+  /** --log-max-size in bytes: rotate the --log file before it grows past this. */
+  logMaxSize?: number;
+  /** --log-keep: rotated files kept (FILE.1 … FILE.N); default 5. */
+  logKeep: number;
 }
 
 export const DEFAULT_CONFIG_FILE = "/etc/clamav/clamd.conf";

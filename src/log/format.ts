@@ -1,5 +1,5 @@
-// How one log record becomes one line of text: the record type, the timestamp, and the default text
-// formats for the log file and the console. A JSON format would be one more LogFormatter here.
+// How one log record becomes one line of text: the record type, the timestamp, the default text formats
+// for the log file and the console, and the JSON format (--log-format json) for machine ingestion.
 
 export type LogLevel = "found" | "notice" | "error" | "warn" | "info" | "verbose";
 
@@ -50,6 +50,25 @@ export const textFileFormatter: LogFormatter = (record) =>
 
 /** The console line: no timestamp (a terminal or journald adds its own). */
 export const textConsoleFormatter: LogFormatter = (record) => `${levelPrefix(record.level)}${record.message}`;
+
+/**
+ * --log-format json: one object per line, e.g.
+ * {"time":"2026-11-26T20:22:06.123Z","level":"found","message":"/srv/x: Eicar FOUND","path":"/srv/x","signature":"Eicar"}.
+ * UTC time (what log shippers expect); FOUND records carry path and signature as their own fields, shown
+ * as in the text line (undecodable bytes escaped), so a path never has to be cut out of the message.
+ */
+export const jsonFormatter: LogFormatter = (record) =>
+  JSON.stringify({
+    time: record.time.toISOString(),
+    level: record.level,
+    message: record.message,
+    ...(record.found ? { path: record.found.path, signature: record.found.signature } : {}),
+  });
+
+/** The log file formatter for --log-format. */
+export function fileFormatterFor(format: "text" | "json" | undefined): LogFormatter {
+  return format === "json" ? jsonFormatter : textFileFormatter;
+}
 
 function _pad(n: number): string {
   return String(n).padStart(2, "0");

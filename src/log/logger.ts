@@ -9,13 +9,16 @@
 // isLogReopenMessage) or, for a Worker that loops synchronously and never reads messages, by bumping a
 // generation counter in shared memory that it polls between scans. A Worker busy with a scan reopens after
 // it; until then its lines still land in the renamed file, which is why logrotate wants `delaycompress`.
+// Size-based rotation (--log-max-size) needs no signal: each thread checks the size before it appends
+// and rotates or reopens by itself (src/log/rotate.ts).
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter } from "consola/core";
 import { OnaccError } from "../errors.ts";
 import { displayPath, oneLine } from "./display-path.ts";
 import { fsReason } from "./fs-reason.ts";
-import { textConsoleFormatter, textFileFormatter, type LogFormatter, type LogLevel, type LogRecord } from "./format.ts";
+import { fileFormatterFor, jsonFormatter, textConsoleFormatter, type LogFormatter, type LogLevel, type LogRecord } from "./format.ts";
+import { beforeAppend, rotate, type RotationPolicy } from "./rotate.ts";
 
 export type { LogFormatter, LogLevel, LogRecord } from "./format.ts";
 
@@ -27,14 +30,23 @@ export interface LogSettings {
   foreground: boolean;
   /** --verbose: every level reaches every sink. */
   verbose: boolean;
+  /** --log-format: of the file, and of the console when there is no file. Default text. */
+  format?: "text" | "json";
+  /** --log-max-size in bytes: rotate the file before an append would take it past this. */
+  maxSize?: number;
+  /** --log-keep: rotated files kept (FILE.1 … FILE.keep). Default 5. */
+  keep?: number;
 }
 
 export interface LoggerOptions {
-  /** Line format of the log file (default: timestamped text). A JSON format would plug in here. */
+  /** Line format of the log file (default: from settings.format, timestamped text or JSON). */
   fileFormatter?: LogFormatter;
-  /** Line format of the console (default: the text without timestamp). */
+  /** Line format of the console (default: the text without timestamp; JSON with format json and no file). */
   consoleFormatter?: LogFormatter;
 }
+
+/** --log-keep's default. */
+export const LOG_KEEP_DEFAULT = 5;
 
 export interface Logger {
   /** A detection: `<path>: <signature> FOUND`, the line clamonacc always logs. */
@@ -113,14 +125,21 @@ class _FileAndConsoleLogger implements Logger {
   private readonly _fileFormatter: LogFormatter;
   private readonly _consoleFormatter: LogFormatter;
   private readonly _console: ConsolaInstance | undefined;
+  private readonly _rotation: RotationPolicy | undefined;
+  private _rotationFailureReported = false;
 
   constructor(settings: LogSettings, options: LoggerOptions) {
     this.settings = Object.freeze({
       ...settings,
       logFile: settings.logFile === undefined ? undefined : resolve(settings.logFile),
     });
-    this._fileFormatter = options.fileFormatter ?? textFileFormatter;
-    this._consoleFormatter = options.consoleFormatter ?? textConsoleFormatter;
+    this._fileFormatter = options.fileFormatter ?? fileFormatterFor(settings.format);
+    this._consoleFormatter =
+      options.consoleFormatter ?? (settings.format === "json" && settings.logFile === undefined ? jsonFormatter : textConsoleFormatter);
+    if (settings.maxSize !== undefined) {
+      if (!(settings.maxSize > 0)) throw new RangeError(`log maxSize must be positive, got ${settings.maxSize}`);
+      this._rotation = { maxSize: settings.maxSize, keep: settings.keep ?? LOG_KEEP_DEFAULT };
+    }
     if (this.settings.logFile !== undefined) this._fd = _openLogFile(this.settings.logFile);
     this._console = settings.foreground ? _createConsole(settings.verbose) : undefined;
   }
@@ -195,12 +214,53 @@ class _FileAndConsoleLogger implements Logger {
 
   private _writeFileLine(line: string): void {
     const bytes = Buffer.from(`${line}\n`, "utf8");
+    if (this._rotation) {
+      const next = beforeAppend(this.settings.logFile!, this._fd!, bytes.length, this._rotation);
+      if (next === "rotate") this._rotate(bytes.length, this._rotation);
+      // Another thread rotated (or the file went away): follow it to the file now at the path.
+      else if (next === "reopen") this._follow();
+    }
     try {
       // One write(2) per record: with O_APPEND the kernel appends it whole, even with other writers.
       const written = writeSync(this._fd!, bytes, 0, bytes.length);
       if (written !== bytes.length) this._recordFailure(`short write (${written} of ${bytes.length} bytes)`);
     } catch (err) {
       this._recordFailure(fsReason(err));
+    }
+  }
+
+  /** Opens the file now at the path; on failure says so once on stderr and keeps the current file. */
+  private _follow(): void {
+    const path = this.settings.logFile!;
+    try {
+      const fd = _openLogFile(path);
+      const old = this._fd;
+      this._fd = fd;
+      this._failureReported = false;
+      if (old !== undefined) _closeQuietly(old);
+    } catch (err) {
+      if (this._rotationFailureReported) return;
+      this._rotationFailureReported = true;
+      const reason = err instanceof LogFileError ? err.reason : fsReason(err);
+      _writeQuietly(_STDERR, `onacc: cannot reopen rotated log file "${path}": ${reason}; writing on to the old file\n`);
+    }
+  }
+
+  /** Rotates (or follows another thread's rotation); on failure keeps writing to the current file. */
+  private _rotate(incoming: number, policy: RotationPolicy): void {
+    const path = this.settings.logFile!;
+    try {
+      const fd = rotate(path, this._fd!, incoming, policy, () => _openLogFile(path));
+      if (fd === undefined) return;
+      const old = this._fd;
+      this._fd = fd;
+      this._failureReported = false;
+      if (old !== undefined) _closeQuietly(old);
+    } catch (err) {
+      if (this._rotationFailureReported) return;
+      this._rotationFailureReported = true;
+      const reason = err instanceof LogFileError ? err.reason : fsReason(err);
+      _writeQuietly(_STDERR, `onacc: cannot rotate log file "${path}": ${reason}; writing on to the current file\n`);
     }
   }
 

@@ -33,6 +33,9 @@ describe("parseRunArgs() defaults", () => {
       pingOnly: false,
       cacheSize: 65536,
       kernelCache: true,
+      statusSocket: "/run/onacc/status.sock",
+      logFormat: "text",
+      logKeep: 5,
     });
   });
 });

@@ -186,6 +186,20 @@ describe("ClamdPool against three real clamds", () => {
   }, 30000);
 });
 
+describe("ClamdPool scan modes", () => {
+  test("scanPath() and scanStream() reach clamd through the pool and are counted by mode", () => {
+    const settings = createPoolSettings({ endpoints: endpointsOf(clamds.slice(0, 2)), timeoutMs: 2000, retries: 0, streamMaxLength: 1 << 20 });
+    const pool = new ClamdPool(settings);
+    expect(pool.scanPath(eicar, { allmatch: true })).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] }, attempts: 1 });
+    expect(scanOnce(pool, "stream").outcome).toMatchObject({ ok: true, verdict: { kind: "infected" } });
+    expect(poolHealth(settings).counters.scansByMode).toEqual({ fdpass: 0, stream: 1, path: 1 });
+    // A path clamd cannot be sent is refused before any endpoint is tried, and not held against one.
+    const refused = pool.scanPath("relative/name");
+    expect(refused).toMatchObject({ ok: false, attempts: 0 });
+    expect(poolHealth(settings).endpoints.every((e) => e.up)).toBe(true);
+  });
+});
+
 describe("ClamdPool with a clamd that hangs or is slow", () => {
   let relay: ClamdRelay | undefined;
   beforeAll(async () => {
