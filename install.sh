@@ -453,6 +453,9 @@ ProtectHostname=yes
 LogsDirectory=onacc
 StateDirectory=onacc
 StateDirectoryMode=0700
+# /run/onacc holds the status socket (`onacc status`); root only.
+RuntimeDirectory=onacc
+RuntimeDirectoryMode=0700
 UMask=0077
 
 # --- Everything else onacc never does. ---

@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
-// onacc's entry point: `onacc [clamonacc flags]` runs the agent; `onacc setup` runs the wizard.
+// onacc's entry point: `onacc [clamonacc flags]` runs the agent; `onacc setup` runs the wizard;
+// `onacc status` asks a running agent how it is doing.
 // Kept at the top of src/: compiled Workers are resolved relative to this file. Errors are typed and
 // caught once here, where each becomes one line and an exit code (stack traces only with --verbose).
 import { defineCommand, runCommand } from "citty";
@@ -17,7 +18,7 @@ const run = defineCommand({
   async run({ rawArgs }) {
     const opts = parseRunArgs(rawArgs);
     if (opts.help) process.stdout.write(helpText(VERSION));
-    else if (opts.version) process.stdout.write(`${versionText(opts.configFile)}\n`);
+    else if (opts.version) process.stdout.write(`${await versionText(opts)}\n`);
     else if (opts.pingOnly && opts.ping) exitCode = await pingClamd(opts);
     else exitCode = await runAgent(opts, rawArgs);
   },
@@ -32,11 +33,19 @@ const setup = defineCommand({
   },
 });
 
+const status = defineCommand({
+  meta: { name: "status", description: "Show a running onacc's clamd health, counters and latency" },
+  async run({ rawArgs }) {
+    const { runStatus } = await import("./cli/status.ts");
+    exitCode = await runStatus(rawArgs);
+  },
+});
+
 const main = defineCommand({
   meta: { name: "onacc", version: VERSION },
   // Tells citty which flags take a value, so `onacc -c FILE setup` still finds the subcommand.
   args: runArgsDef,
-  subCommands: { run, setup },
+  subCommands: { run, setup, status },
   default: "run",
 });
 

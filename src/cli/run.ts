@@ -1,10 +1,13 @@
 // `onacc [clamonacc flags]`: load the configuration, wait for clamd if asked, detach unless --foreground,
 // start the agent, and handle SIGHUP (reopen logs) and SIGTERM/SIGINT (answer everything, exit 0).
 import { writeSync } from "node:fs";
-import { ClamdClient, describeEndpoint } from "../clamd/client.ts";
+import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
 import { loadConfig } from "../config/load.ts";
-import type { OnaccConfig } from "../config/types.ts";
-import { startAgent } from "../engine/agent.ts";
+import type { ClamdEndpoint, OnaccConfig } from "../config/types.ts";
+import { logSettingsOf, startAgent, type Agent } from "../engine/agent.ts";
+import { buildStatusSnapshot } from "../status/snapshot.ts";
+import { startStatusServer, type StatusServer } from "../status/server.ts";
+import type { StatusSource } from "../status/types.ts";
 import { ClamdError, formatProblem } from "../errors.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { detachFromTerminal } from "../../ffi/process.ts";
@@ -16,51 +19,62 @@ import { VERSION } from "../version.ts";
 const DETACHED_ENV = "ONACC_DETACHED_CHILD";
 const READY_LINE = "onacc:ready";
 
-function clientFor(config: OnaccConfig) {
-  const endpoint = config.endpoints[0]!;
-  return new ClamdClient({
-    endpoint,
-    timeoutMs: config.onAccess.timeoutMs,
-    retries: 0,
-    streamMaxLength: config.streamMaxLength,
-  });
+function clientFor(config: OnaccConfig, endpoint: ClamdEndpoint) {
+  return new ClamdClient({ endpoint, timeoutMs: config.onAccess.timeoutMs, retries: 0, streamMaxLength: config.streamMaxLength });
+}
+
+/** PING every endpoint in turn; returns the first that answers, or throws naming why each did not. */
+function pingAny(config: OnaccConfig): ClamdEndpoint {
+  const why: string[] = [];
+  for (const e of config.endpoints) {
+    try {
+      clientFor(config, e).ping();
+      return e;
+    } catch (err) {
+      why.push(err instanceof Error ? err.message : String(err));
+    }
+  }
+  throw new ClamdError("connect", why.join("; ") || "no clamd endpoint configured");
 }
 
 /** --version: clamd's version when reachable (to spot a mismatch), else onacc's own. */
-export function versionText(configFile: string): string {
+export async function versionText(opts: RunOptions): Promise<string> {
   try {
-    const { config } = loadConfig(configFile);
-    const v = clientFor(config).version();
-    return `onacc ${VERSION} (clamd: ${v})`;
+    const config = await withEndpoints(loadConfig(opts.configFile, {}, { endpointsGiven: Boolean(opts.clamd?.length) }).config, opts);
+    return `onacc ${VERSION} (clamd: ${clientFor(config, pingAny(config)).version()})`;
   } catch {
     return `onacc ${VERSION}`;
   }
 }
 
-/** --ping=N[:I] / --wait: try clamd up to N times, I seconds apart. */
-async function waitForClamd(config: OnaccConfig, ping: { attempts: number; intervalSec: number }, log: Logger): Promise<void> {
-  const client = clientFor(config);
+/** --ping=N[:I] / --wait: try clamd up to N times, I seconds apart, until one endpoint answers. */
+async function waitForClamd(config: OnaccConfig, ping: { attempts: number; intervalSec: number }, log: Logger): Promise<ClamdEndpoint> {
   let last: unknown;
   for (let i = 1; i <= ping.attempts; i++) {
     try {
-      client.ping();
-      log.verbose(`clamd answered PING (attempt ${i} of ${ping.attempts})`);
-      return;
+      const e = pingAny(config);
+      log.verbose(`clamd at ${describeEndpoint(e)} answered PING (attempt ${i} of ${ping.attempts})`);
+      return e;
     } catch (err) {
       last = err;
       if (i < ping.attempts) await Bun.sleep(ping.intervalSec * 1000);
     }
   }
-  throw new ClamdError(
-    "connect",
-    `clamd at ${describeEndpoint(config.endpoints[0]!)} did not answer PING after ${ping.attempts} attempt(s): ${last instanceof Error ? last.message : String(last)}`,
-  );
+  throw new ClamdError("connect", `clamd did not answer PING after ${ping.attempts} attempt(s): ${last instanceof Error ? last.message : String(last)}`);
+}
+
+/** The configuration with --clamd endpoints (when given) in place of the file's, host names resolved once. */
+async function withEndpoints(config: OnaccConfig, opts: RunOptions): Promise<OnaccConfig> {
+  const endpoints = await Promise.all((opts.clamd?.length ? opts.clamd : config.endpoints).map((e) => resolveEndpoint(e)));
+  return { ...config, endpoints };
 }
 
 export async function runAgent(opts: RunOptions, argv: string[]): Promise<number> {
   const detachedChild = process.env[DETACHED_ENV] === "1";
-  const { config, warnings } = loadConfig(opts.configFile, { watchList: opts.watchList, excludeList: opts.excludeList });
-  const log = createLogger({ logFile: opts.logFile, foreground: opts.foreground, verbose: opts.verbose });
+  const loaded = loadConfig(opts.configFile, { watchList: opts.watchList, excludeList: opts.excludeList }, { endpointsGiven: Boolean(opts.clamd?.length) });
+  const warnings = loaded.warnings;
+  const config = await withEndpoints(loaded.config, opts);
+  const log = createLogger(logSettingsOf(opts));
   for (const w of warnings) log.verbose(formatProblem(w));
 
   if (opts.ping) await waitForClamd(config, opts.ping, log);
@@ -68,12 +82,13 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
   if (!opts.foreground && !detachedChild) {
     // Everything that can fail has been checked where the user can see it; the background copy repeats the
     // start and reports "ready" or its error through a pipe before this process exits.
-    clientFor(config).ping();
+    pingAny(config);
     log.close();
     return await launchDetached(argv);
   }
 
   const agent = await startAgent(config, opts, log);
+  const status = await startStatus(agent, opts, log);
   // Under systemd (Type=notify): ready once the marks are placed; the watchdog is fed only while the
   // agent keeps up, so a wedged agent gets restarted instead of leaving opens waiting.
   sdNotify(`READY=1\nSTATUS=protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s)`);
@@ -93,6 +108,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
       log.verbose(`${signal}: stopping`);
       sdNotify("STOPPING=1");
       clearInterval(feeder);
+      await status?.stop();
       await agent.stop();
       if (opts.verbose) log.verbose(`counters: ${JSON.stringify(agent.counters())}`);
       log.close();
@@ -106,6 +122,39 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
     });
     process.on("SIGUSR2", () => agent.flushCaches("SIGUSR2"));
   });
+}
+
+/**
+ * The status socket (`onacc status`) and optional Prometheus endpoint. Auxiliary: a failure to start it is
+ * a warning, and protection goes on.
+ */
+async function startStatus(agent: Agent, opts: RunOptions, log: Logger): Promise<StatusServer | undefined> {
+  if (opts.statusSocket === null && !opts.metricsListen) return undefined;
+  const startedAtMs = Date.now();
+  const source: StatusSource = {
+    snapshot: () =>
+      buildStatusSnapshot({
+        version: VERSION,
+        pid: process.pid,
+        startedAtMs,
+        counters: agent.counters(),
+        queueDepth: agent.queueDepth(),
+        oldestPendingMs: agent.oldestPendingMs(),
+        endpoints: agent.health(),
+        pool: agent.poolCounters(),
+        latency: agent.latency(),
+        logWriteFailures: log.writeFailures,
+      }),
+    flushCaches: (reason) => agent.flushCaches(reason),
+  };
+  try {
+    const server = await startStatusServer({ socketPath: opts.statusSocket, source, metrics: opts.metricsListen, log });
+    log.verbose(`status socket ${server.socketPath ?? "off"}${server.metricsUrl ? `, metrics at ${server.metricsUrl}` : ""}`);
+    return server;
+  } catch (err) {
+    log.warn(`status interface not started: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
 }
 
 /** Starts the background copy and waits for its ready line or its failure. */
@@ -142,11 +191,11 @@ async function launchDetached(argv: string[]): Promise<number> {
 
 /** -p/--ping without --wait: clamonacc's "is clamd up?" check. Exit 0 on PONG, 1 when it never answers. */
 export async function pingClamd(opts: RunOptions): Promise<number> {
-  const { config } = loadConfig(opts.configFile);
+  const config = await withEndpoints(loadConfig(opts.configFile, {}, { endpointsGiven: Boolean(opts.clamd?.length) }).config, opts);
   const log = createLogger({ foreground: true, verbose: opts.verbose });
   try {
-    await waitForClamd(config, opts.ping!, log);
-    log.info(`clamd at ${describeEndpoint(config.endpoints[0]!)} answered PONG`);
+    const e = await waitForClamd(config, opts.ping!, log);
+    log.info(`clamd at ${describeEndpoint(e)} answered PONG`);
     return 0;
   } catch (err) {
     log.error(err instanceof Error ? err.message : String(err));

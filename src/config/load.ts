@@ -2,7 +2,7 @@
 // files, with every problem of all of them reported in one ConfigError.
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { readPathList, type PathList } from "./lists.ts";
-import { parseConfigText, type ParsedConfig } from "./parse.ts";
+import { parseConfigText, type ParseOptions, type ParsedConfig } from "./parse.ts";
 import { readTextFile } from "./read.ts";
 
 export interface ListFiles {
@@ -16,12 +16,12 @@ export interface ListFiles {
  * Reads and validates `file` (clamd.conf syntax) and the list files. Throws ConfigError listing every
  * problem; returns the config with list entries merged (deduplicated) and all warnings.
  */
-export function loadConfig(file: string, lists: ListFiles = {}): ParsedConfig {
+export function loadConfig(file: string, lists: ListFiles = {}, options: ParseOptions = {}): ParsedConfig {
   const problems: ConfigProblem[] = [];
   let parsed: ParsedConfig | undefined;
   const read = readTextFile(file, "configuration file");
   if ("problem" in read) problems.push(read.problem);
-  else parsed = _collectProblems(problems, () => parseConfigText(read.text, file));
+  else parsed = _collectProblems(problems, () => parseConfigText(read.text, file, options));
 
   const { watchList, excludeList } = lists;
   const watch = watchList === undefined ? undefined : _collectProblems(problems, () => readPathList(watchList, "watch list"));

@@ -86,7 +86,12 @@ interface _Collected {
  * - TCPSocket without TCPAddr, and TCPAddr any/0.0.0.0/::, are errors only when there is no LocalSocket:
  *   with one, onacc connects there (as clamonacc does) and the TCP part only earns a warning.
  */
-export function parseConfigText(text: string, file: string): ParsedConfig {
+export interface ParseOptions {
+  /** clamd endpoints come from the command line (--clamd): the file need not name a socket. */
+  endpointsGiven?: boolean;
+}
+
+export function parseConfigText(text: string, file: string, options: ParseOptions = {}): ParsedConfig {
   const { entries, problems, warnings } = readConfigLines(text, file);
   const at = (line: number) => (message: string) => ({ file, line, message });
   const collected = _collect(entries, file, problems, warnings);
@@ -104,7 +109,7 @@ export function parseConfigText(text: string, file: string): ParsedConfig {
     }
   }
 
-  _checkEndpoints(raw, lineOf, at, problems, warnings);
+  _checkEndpoints(raw, lineOf, at, problems, warnings, options.endpointsGiven);
 
   const failedLines = new Set(problems.map((p) => p.line));
   for (const entry of entries) {
@@ -194,12 +199,14 @@ function _checkEndpoints(
   at: (line: number) => (message: string) => ConfigProblem,
   problems: ConfigProblem[],
   warnings: ConfigProblem[],
+  endpointsGiven = false,
 ): void {
   const hasLocal = raw.LocalSocket !== undefined;
   const port = raw.TCPSocket as string | undefined;
   const addresses = (raw.TCPAddr ?? []) as string[];
 
   if (!hasLocal && port === undefined) {
+    if (endpointsGiven) return;
     problems.push(at(0)("No clamd socket configured: set LocalSocket (e.g. /run/clamav/clamd.ctl), or TCPSocket together with TCPAddr"));
     return;
   }

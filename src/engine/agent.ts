@@ -2,11 +2,13 @@
 // and scanner Workers, places the marks, runs the watchdog, and shuts everything down cleanly.
 import { statSync } from "node:fs";
 import { ClamdClient, describeEndpoint } from "../clamd/client.ts";
+import { createPoolSettings, poolHealth, startHealthChecks, type EndpointHealth, type PoolCounters } from "../clamd/pool.ts";
+import { LatencyHistogram, type HistogramSnapshot } from "../status/histogram.ts";
 import type { ScanMode } from "../clamd/types.ts";
 import type { RunOptions } from "../cli/options.ts";
 import type { ClamdEndpoint, OnaccConfig } from "../config/types.ts";
-import { OnaccError, UsageError } from "../errors.ts";
-import type { Logger } from "../log/logger.ts";
+import { ClamdError, OnaccError, UsageError } from "../errors.ts";
+import type { LogSettings, Logger } from "../log/logger.ts";
 import {
   FAN_ALLOW,
   FAN_CLASS_CONTENT,
@@ -40,6 +42,8 @@ import { Watchdog } from "./watchdog.ts";
 /** Slack on top of OnAccessCurlTimeout × attempts before the watchdog answers for a scan. */
 const DEADLINE_MARGIN_MS = 1000;
 const WATCHDOG_INTERVAL_MS = 100;
+/** Longest wait between health PINGs to a clamd that is down. */
+const HEALTH_BACKOFF_MAX_MS = 5000;
 /** Event fds kept free for everything else the process opens (sockets, log files, quarantine copies). */
 const FD_RESERVE = 1024;
 const READ_BATCH_FDS = 2800; // one 64 KiB read() can hand over this many event fds
@@ -54,6 +58,10 @@ export interface Agent {
   reopenLogs(): void;
   /** SIGUSR2: forget every cached verdict now. */
   flushCaches(reason: string): void;
+  /** Each clamd endpoint: up or down, in-flight scans, last error. */
+  health(): EndpointHealth[];
+  poolCounters(): PoolCounters;
+  latency(): HistogramSnapshot;
   /**
    * True while the agent keeps up: no permission event is older than its deadline, or scans are still
    * finishing. The systemd watchdog is fed only while this holds.
@@ -64,19 +72,27 @@ export interface Agent {
 }
 
 /** Picks how file contents reach clamd (see README "Scan modes"). */
-export function chooseScanMode(opts: RunOptions, endpoint: ClamdEndpoint, log: Logger): ScanMode {
-  if (opts.scanMode === "fdpass" && endpoint.kind !== "unix") {
-    throw new UsageError(`--fdpass needs clamd on a LocalSocket; ${describeEndpoint(endpoint)} is TCP (use --stream)`);
+export function chooseScanMode(opts: RunOptions, endpoints: ClamdEndpoint[], log: Logger): ScanMode {
+  const anyUnix = endpoints.some((e) => e.kind === "unix");
+  const allUnix = endpoints.every((e) => e.kind === "unix");
+  if (opts.scanMode === "fdpass" && !anyUnix) {
+    throw new UsageError(`--fdpass needs clamd on a LocalSocket; ${endpoints.map(describeEndpoint).join(", ")} ${endpoints.length > 1 ? "are" : "is"} not (use --stream)`);
   }
-  const base: ScanMode = opts.scanMode === "auto" ? (endpoint.kind === "unix" ? "fdpass" : "stream") : opts.scanMode;
+  // fd passing where a LocalSocket is at hand; the pool streams to TCP and TLS endpoints by itself.
+  const base: ScanMode = opts.scanMode === "auto" ? (anyUnix ? "fdpass" : "stream") : opts.scanMode;
   if (!opts.allmatch) return base;
-  // clamd offers all-match only as ALLMATCHSCAN by path; a local clamd can open the path (its own opens are
-  // excluded, so it never waits on onacc). Streaming to a remote clamd has no all-match form.
-  if (base === "stream" || endpoint.kind !== "unix") {
-    log.warn("--allmatch has no effect when streaming: clamd's INSTREAM reports the first signature only");
+  // clamd offers all-match only as ALLMATCHSCAN by path, which only a clamd on this host can open (its
+  // own opens are excluded, so it never waits on onacc). Streaming has no all-match form.
+  if (base === "stream" || !allUnix) {
+    log.warn("--allmatch has no effect here: clamd reports all matches only for files it opens by path itself, on this host");
     return base;
   }
   return "path";
+}
+
+/** The logger settings every thread builds its own Logger from. */
+export function logSettingsOf(opts: RunOptions): LogSettings {
+  return { logFile: opts.logFile, foreground: opts.foreground, verbose: opts.verbose, format: opts.logFormat, maxSize: opts.logMaxSize, keep: opts.logKeep };
 }
 
 /** The include paths that can be watched: existing directories outside the excluded trees. */
@@ -106,23 +122,33 @@ function ringCapacity(): number {
 
 export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Logger): Promise<Agent> {
   const oa = config.onAccess;
-  const endpoint = config.endpoints[0];
-  if (!endpoint) throw new OnaccError("E_CONFIG", `${config.file}: no clamd endpoint (set LocalSocket or TCPSocket/TCPAddr)`);
+  const endpoints = config.endpoints;
+  if (endpoints.length === 0) throw new OnaccError("E_CONFIG", `${config.file}: no clamd endpoint (set LocalSocket or TCPSocket/TCPAddr, or pass --clamd)`);
   if (oa.includePaths.length === 0 && oa.mountPaths.length === 0) {
     throw new OnaccError("E_CONFIG", `${config.file}: nothing to watch (set OnAccessIncludePath or OnAccessMountPath, or pass --watch-list)`);
   }
-  const mode = chooseScanMode(opts, endpoint, log);
+  const mode = chooseScanMode(opts, endpoints, log);
 
-  // clamd must be reachable; its PID (local socket) and its User are never scanned, so clamd opening a
-  // file can never wait on onacc — the deadlock a root clamd causes in clamonacc.
-  const probe = new ClamdClient({ endpoint, timeoutMs: oa.timeoutMs, retries: oa.retryAttempts, streamMaxLength: config.streamMaxLength });
-  probe.ping();
+  // At least one clamd must answer. The PID of every local one (SO_PEERCRED) and clamd's User are never
+  // scanned, so clamd opening a file can never wait on onacc — the deadlock a root clamd causes in clamonacc.
   const excludePids: number[] = [];
-  const clamdPid = endpoint.kind === "unix" ? probe.peerPid() : undefined;
-  if (clamdPid !== undefined) excludePids.push(clamdPid);
+  const failures: string[] = [];
+  for (const e of endpoints) {
+    const probe = new ClamdClient({ endpoint: e, timeoutMs: oa.timeoutMs, retries: oa.retryAttempts, streamMaxLength: config.streamMaxLength });
+    try {
+      probe.ping();
+      const pid = e.kind === "unix" ? probe.peerPid() : undefined;
+      if (pid !== undefined) excludePids.push(pid);
+    } catch (err) {
+      failures.push(err instanceof Error ? err.message : String(err));
+    }
+  }
+  if (failures.length === endpoints.length) throw new ClamdError("connect", failures.join("; "));
+  for (const f of failures) log.warn(`${f}; retrying it in the background`);
+  const clamdPid = excludePids[0];
   const excludeUids = new Set(oa.excludeUids);
   if (oa.excludeRootUid) excludeUids.add(0);
-  const clamdLocal = endpoint.kind === "unix" || ["127.0.0.1", "::1", "localhost"].includes(endpoint.host);
+  const clamdLocal = endpoints.some((e) => e.kind === "unix" || ["127.0.0.1", "::1", "localhost"].includes(e.host));
   if (config.clamdUser && clamdLocal) {
     const uid = uidOfUser(config.clamdUser);
     if (uid !== undefined && uid !== 0) excludeUids.add(uid);
@@ -133,6 +159,19 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     if (uid === undefined) log.warn(`OnAccessExcludeUname "${name}": no such user, ignored`);
     else excludeUids.add(uid);
   }
+
+  // One full failover (a try on a second clamd) must fit before the watchdog answers for the scan.
+  const deadlineMs = oa.timeoutMs * (oa.retryAttempts + 1) * Math.min(endpoints.length, 2) + DEADLINE_MARGIN_MS;
+  const pool = createPoolSettings({
+    endpoints,
+    timeoutMs: oa.timeoutMs,
+    retries: oa.retryAttempts,
+    streamMaxLength: config.streamMaxLength,
+    deadlineMs: deadlineMs - DEADLINE_MARGIN_MS / 2,
+    // A clamd that comes back is noticed within this: until then the error policy answers for it.
+    backoffMaxMs: HEALTH_BACKOFF_MAX_MS,
+  });
+  const latency = LatencyHistogram.create();
 
   const prevention = oa.prevention;
   const group = fanotifyInit(
@@ -152,17 +191,10 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     maxFileSize: oa.maxFileSize,
     exclusions: { pids: excludePids, uids: [...excludeUids], paths: oa.excludePaths, watched: [...oa.includePaths, ...oa.mountPaths] },
     checkPathsInReader: oa.mountPaths.length > 0,
-    scan: {
-      mode,
-      endpoint,
-      timeoutMs: oa.timeoutMs,
-      retries: oa.retryAttempts,
-      streamMaxLength: config.streamMaxLength,
-      allmatch: opts.allmatch,
-    },
+    scan: { mode, allmatch: opts.allmatch, pool, latency: latency.buffer },
     cache: { user: userCache?.buffers, kernel: opts.kernelCache, ignoreMask: prevention ? FAN_OPEN_PERM : FAN_OPEN },
     action: opts.action,
-    log: { logFile: opts.logFile, foreground: opts.foreground, verbose: opts.verbose },
+    log: logSettingsOf(opts),
   };
 
   const workers: Worker[] = [];
@@ -234,12 +266,14 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   }
   log.verbose(
     `watching ${marks.directories} directories and ${marks.mounts} mounts${useWatcher ? (oa.disableDDD ? "" : ", following new directories") : ""}${oa.extraScanning ? ", extra scanning" : ""}; ` +
-      `${oa.maxThreads} scanners; scan mode ${mode} via ${describeEndpoint(endpoint)}; ` +
+      `${oa.maxThreads} scanners; scan mode ${mode} via ${endpoints.map(describeEndpoint).join(", ")}; ` +
       `prevention ${prevention ? "on" : "off"}, error policy ${errorResponse(settings) === FAN_ALLOW ? "allow" : "deny"}; ring ${ring.capacity}` +
       (clamdPid !== undefined ? `; clamd pid ${clamdPid} excluded` : ""),
   );
 
-  const deadlineMs = oa.timeoutMs * (oa.retryAttempts + 1) + DEADLINE_MARGIN_MS;
+  const health = startHealthChecks(pool, (c) =>
+    c.up ? log.info(`clamd at ${c.endpoint} answers again (${c.reason})`) : log.warn(`clamd at ${c.endpoint} is down: ${c.reason}; retrying in the background`),
+  );
   const watchdog = new Watchdog(ring, group, deadlineMs, errorResponse(settings));
   const timer = setInterval(() => {
     const n = watchdog.tick(monotonicMs());
@@ -259,7 +293,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   const invalidation =
     userCache || opts.kernelCache
       ? new Invalidation({
-          endpoint,
+          endpoint: endpoints[0]!,
           databaseDirectory: config.databaseDirectory ?? (clamdLocal ? "/var/lib/clamav" : undefined),
           timeoutMs: oa.timeoutMs,
           flush: flushCaches,
@@ -281,6 +315,9 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       ring.bumpLogGeneration();
     },
     flushCaches,
+    health: () => health.status(),
+    poolCounters: () => poolHealth(pool).counters,
+    latency: () => latency.snapshot(),
     healthy() {
       const done = ring.scansDone();
       const progressed = done !== lastScansDone;
@@ -292,6 +329,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       stopped = true;
       clearInterval(timer);
       invalidation?.stop();
+      health.stop();
       ring.stop();
       wake.wake();
       dirWake?.wake();

@@ -1,5 +1,5 @@
 // Everything a Worker needs to do its part, as one structured-clonable object posted at start.
-import type { ClamdEndpoint } from "../config/types.ts";
+import type { PoolSettings } from "../clamd/pool.ts";
 import type { ScanMode } from "../clamd/types.ts";
 import type { ActionOnFound } from "../cli/options.ts";
 import type { ExclusionSettings } from "./exclusions.ts";
@@ -11,11 +11,11 @@ import type { LogSettings } from "../log/logger.ts";
 
 export interface ScanSettings {
   mode: ScanMode;
-  endpoint: ClamdEndpoint;
-  timeoutMs: number;
-  retries: number;
-  streamMaxLength: number;
   allmatch: boolean;
+  /** The clamd endpoints, their shared health and in-flight counts (src/clamd/pool.ts). */
+  pool: PoolSettings;
+  /** Scan latency histogram shared with the status interface. */
+  latency: SharedArrayBuffer;
 }
 
 export interface EngineSettings {

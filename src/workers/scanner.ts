@@ -1,13 +1,15 @@
 // Worker entry: one scanner thread. Wires the real clamd client, log and actions into the loop of
 // src/engine/scanner.ts.
 import { applyAction } from "../actions/apply.ts";
-import { ClamdClient } from "../clamd/client.ts";
+import { ClamdPool } from "../clamd/pool.ts";
 import type { ScanOutcome } from "../clamd/types.ts";
 import { runScanner } from "../engine/scanner.ts";
 import type { EngineSettings, WorkerMessage } from "../engine/settings.ts";
 import { ClamdError } from "../errors.ts";
 import { displayPath } from "../log/display-path.ts";
 import { createLogger } from "../log/logger.ts";
+import { LatencyHistogram } from "../status/histogram.ts";
+import { monotonicMs } from "../../ffi/libc.ts";
 
 declare const self: Worker;
 
@@ -16,28 +18,30 @@ self.onmessage = (e: MessageEvent<{ settings: EngineSettings; index: number }>) 
   const post = (m: WorkerMessage) => self.postMessage(m);
   try {
     const log = createLogger(s.log);
-    const client = new ClamdClient({
-      endpoint: s.scan.endpoint,
-      timeoutMs: s.scan.timeoutMs,
-      retries: s.scan.retries,
-      streamMaxLength: s.scan.streamMaxLength,
-    });
-    const scan = (fd: number, path: () => Uint8Array | null): ScanOutcome => {
-      try {
-        if (s.scan.mode === "path") {
-          const p = path();
-          // A path clamd cannot be sent (newline, vanished): fall back to the descriptor.
-          if (p && !isDeletedPath(p)) {
-            const out = client.scanPath(p, { allmatch: s.scan.allmatch });
-            if (out.ok || out.error.kind !== "refused") return out;
-          }
-          return s.scan.endpoint.kind === "unix" ? client.scanFd(fd) : client.scanStream(fd);
+    const pool = new ClamdPool(s.scan.pool);
+    const latency = LatencyHistogram.attach(s.scan.latency);
+    const scanOnce = (fd: number, path: () => Uint8Array | null): ScanOutcome => {
+      if (s.scan.mode === "path") {
+        const p = path();
+        // A path clamd cannot be sent (newline, vanished): fall back to the descriptor.
+        if (p && !isDeletedPath(p)) {
+          const out = pool.scanPath(p, { allmatch: s.scan.allmatch });
+          if (out.ok || out.error.kind !== "refused") return out;
         }
-        return s.scan.mode === "fdpass" ? client.scanFd(fd) : client.scanStream(fd);
+        return pool.scanFd(fd);
+      }
+      return s.scan.mode === "fdpass" ? pool.scanFd(fd) : pool.scanStream(fd);
+    };
+    const scan = (fd: number, path: () => Uint8Array | null): ScanOutcome => {
+      const t0 = monotonicMs();
+      try {
+        return scanOnce(fd, path);
       } catch (err) {
-        // The client reports failures as outcomes; anything thrown is a bug, and still must not kill the Worker.
+        // The pool reports failures as outcomes; anything thrown is a bug, and still must not kill the Worker.
         const error = err instanceof ClamdError ? err : new ClamdError("protocol", `scan failed: ${err instanceof Error ? err.message : String(err)}`);
         return { ok: false, error, attempts: 1 };
+      } finally {
+        latency.recordLatency(monotonicMs() - t0);
       }
     };
     post({ type: "ready", worker: `scanner-${index}` });

@@ -97,3 +97,17 @@ describe("loadConfig()", () => {
     expect(err.problems.map((p) => `${p.file}:${p.line}`)).toEqual([`${file}:2`, `${missing}:0`]);
   });
 });
+
+describe("loadConfig() with clamd endpoints from the command line", () => {
+  test("loadConfig() accepts a file without a socket when --clamd names the endpoints", () => {
+    const dir = mkdtempSync("/tmp/onacc-load-");
+    try {
+      const file = join(dir, "onacc.conf");
+      writeFileSync(file, "OnAccessIncludePath /srv\n");
+      expect(() => loadConfig(file)).toThrow(/No clamd socket configured/);
+      expect(loadConfig(file, {}, { endpointsGiven: true }).config.onAccess.includePaths).toEqual(["/srv"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

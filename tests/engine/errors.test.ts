@@ -75,8 +75,8 @@ describe("error policy", () => {
       const r = openInChild(t.clean, { timeoutMs: 15000 });
       expect(r.error).toBe("EPERM");
       await Bun.sleep(100); // let the relay's output arrive
-      // One try and two retries reached the (silent) clamd.
-      expect(relay.accepted() - before).toBe(3);
+      // One try and two retries reached the (silent) clamd (the health checker's PINGs may add more).
+      expect(relay.accepted() - before).toBeGreaterThanOrEqual(3);
     } finally {
       await disposeAgent(agent);
     }
@@ -97,8 +97,13 @@ describe("error policy", () => {
       await own.stop();
       expect(openInChild(t.clean).error).toBe("EPERM");
       await own.restart();
-      // Back up: verdicts again (a new connection per scan finds the restarted clamd).
-      expect(openInChild(t.clean).ok).toBe(true);
+      // Back up: the health checker's PING notices within its 5 s backoff, then verdicts again.
+      let back = false;
+      for (let i = 0; i < 80 && !back; i++) {
+        back = openInChild(t.clean).ok;
+        if (!back) await Bun.sleep(100);
+      }
+      expect(back).toBe(true);
       expect(openInChild(t.eicar).error).toBe("EPERM");
     } finally {
       await disposeAgent(agent);
