@@ -20,9 +20,12 @@ export interface ScannerDeps {
   verbose(message: string): void;
   /** Called when the ring's log generation changed (SIGHUP). */
   reopenLog(): void;
-  /** Called between events: lets the Worker keep a clamd session alive or drop it. */
+  /** Called when no event came for a while, and every GC_EVERY_SCANS scans under steady load. */
   idle?(): void;
 }
+
+/** Under steady load a scanner collects its garbage this often (see the Worker's idle()). */
+const GC_EVERY_SCANS = 2000;
 
 const closeFd = (fd: number) => {
   libc.close(fd);
@@ -39,6 +42,7 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
   const kernelCache = s.cache.kernel ? new KernelCache(s.group, s.cache.ignoreMask) : undefined;
   const errorLimit = new RateLimit(10_000);
   let logGen = ring.logGeneration();
+  let scansSinceIdle = 0;
 
   for (;;) {
     const slot = ring.take(1000);
@@ -48,7 +52,8 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
       deps.reopenLog();
     }
     if (slot === -1) {
-      deps.idle?.();
+      if (scansSinceIdle > 0) deps.idle?.();
+      scansSinceIdle = 0;
       continue;
     }
     if (!ring.startScan(slot)) {
@@ -109,5 +114,9 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
       }
     }
     ring.release(slot, closeFd);
+    if (++scansSinceIdle >= GC_EVERY_SCANS) {
+      scansSinceIdle = 0;
+      deps.idle?.();
+    }
   }
 }
