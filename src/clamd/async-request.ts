@@ -4,13 +4,17 @@
 import { isIP } from "node:net";
 import type { ClamdEndpoint, TlsEndpoint } from "../config/types.ts";
 import { ClamdError } from "../errors.ts";
+import { peerCredentials } from "../../ffi/socket.ts";
 import { describeEndpoint } from "./transport.ts";
 
 /** Replies longer than this are not clamd's answer to a one-record command. */
 const MAX_REPLY_BYTES = 64 * 1024;
 
-/** Sends `command` (e.g. "zVERSION\0") and resolves with the reply text up to the first NUL. */
-export function requestAsync(endpoint: ClamdEndpoint, command: string, timeoutMs: number): Promise<string> {
+/**
+ * Sends `command` (e.g. "zVERSION\0") and resolves with the reply text up to the first NUL. For a unix
+ * endpoint, `onPeerPid` learns the PID of the process serving the socket (SO_PEERCRED): clamd's.
+ */
+export function requestAsync(endpoint: ClamdEndpoint, command: string, timeoutMs: number, onPeerPid?: (pid: number) => void): Promise<string> {
   const where = describeEndpoint(endpoint);
   return new Promise<string>((resolve, reject) => {
     let reply = "";
@@ -28,8 +32,16 @@ export function requestAsync(endpoint: ClamdEndpoint, command: string, timeoutMs
     const timer = setTimeout(() => finish(new ClamdError("timeout", `clamd at ${where} did not answer ${command.replace("\0", "")} within ${timeoutMs} ms`)), timeoutMs);
     const tls = endpoint.kind === "tls" ? endpoint : undefined;
     const handlers = {
-      open(s: { write(d: string): number; end(): void }) {
+      open(s: { write(d: string): number; end(): void; fd?: number }) {
         socket = s;
+        if (onPeerPid && endpoint.kind === "unix" && typeof s.fd === "number" && s.fd >= 0) {
+          try {
+            const pid = peerCredentials(s.fd).pid;
+            if (pid > 1) onPeerPid(pid);
+          } catch {
+            /* not worth failing the request for */
+          }
+        }
         // Over TLS nothing is sent before the certificate was judged (in handshake()).
         if (!tls) s.write(command);
       },

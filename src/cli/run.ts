@@ -87,41 +87,54 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
     return await launchDetached(argv);
   }
 
-  const agent = await startAgent(config, opts, log);
-  const status = await startStatus(agent, opts, log);
+  // Signals are taken from here on, before the agent exists: a SIGHUP from logrotate or a SIGTERM during
+  // start-up must not kill onacc with the default action. They act once the agent is up.
+  let agent: Agent | undefined;
+  let pendingStop: { why: string; code: number } | undefined;
+  const requestStop = (why: string, code: number) => {
+    pendingStop ??= { why, code };
+    if (agent) void stopAll(pendingStop.why, pendingStop.code);
+  };
+  let stopping = false;
+  let feeder: ReturnType<typeof setInterval> | undefined;
+  let status: StatusServer | undefined;
+  let resolveExit: (code: number) => void = () => {};
+  const exited = new Promise<number>((r) => (resolveExit = r));
+  const stopAll = async (why: string, code: number) => {
+    if (stopping) return;
+    stopping = true;
+    if (code === 0) log.verbose(`${why}: stopping`);
+    else log.error(`${why}: answering every pending open and exiting`);
+    sdNotify("STOPPING=1");
+    clearInterval(feeder);
+    await status?.stop();
+    await agent?.stop();
+    if (opts.verbose && agent) log.verbose(`counters: ${JSON.stringify(agent.counters())}`);
+    log.close();
+    resolveExit(code);
+  };
+  process.on("SIGTERM", () => requestStop("SIGTERM", 0));
+  process.on("SIGINT", () => requestStop("SIGINT", 0));
+  process.on("SIGHUP", () => {
+    log.reopen();
+    agent?.reopenLogs();
+  });
+  process.on("SIGUSR2", () => agent?.flushCaches("SIGUSR2"));
+
+  agent = await startAgent(config, opts, log, (reason) => requestStop(reason, 1));
+  status = await startStatus(agent, opts, log);
   // Under systemd (Type=notify): ready once the marks are placed; the watchdog is fed only while the
   // agent keeps up, so a wedged agent gets restarted instead of leaving opens waiting.
   sdNotify(`READY=1\nSTATUS=protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s)`);
   const watchdogMs = watchdogIntervalMs();
-  const feeder = watchdogMs ? setInterval(() => agent.healthy() && sdNotify("WATCHDOG=1"), watchdogMs) : undefined;
+  if (watchdogMs) feeder = setInterval(() => agent?.healthy() && sdNotify("WATCHDOG=1"), watchdogMs);
   log.info(`onacc ${VERSION} protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s) (pid ${process.pid})`);
   if (detachedChild) {
     writeSync(1, `${READY_LINE}\n`);
     detachFromTerminal();
   }
-
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.verbose(`${signal}: stopping`);
-      sdNotify("STOPPING=1");
-      clearInterval(feeder);
-      await status?.stop();
-      await agent.stop();
-      if (opts.verbose) log.verbose(`counters: ${JSON.stringify(agent.counters())}`);
-      log.close();
-      resolve(0);
-    };
-    process.on("SIGTERM", () => void stop("SIGTERM"));
-    process.on("SIGINT", () => void stop("SIGINT"));
-    process.on("SIGHUP", () => {
-      log.reopen();
-      agent.reopenLogs();
-    });
-    process.on("SIGUSR2", () => agent.flushCaches("SIGUSR2"));
-  });
+  if (pendingStop) void stopAll(pendingStop.why, pendingStop.code);
+  return await exited;
 }
 
 /**

@@ -120,7 +120,11 @@ function ringCapacity(): number {
   return cap;
 }
 
-export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Logger): Promise<Agent> {
+/**
+ * `onFailure` is called when a Worker ends while the agent runs (a bug): the caller stops the agent, which
+ * answers everything pending, and exits non-zero so the service manager restarts it.
+ */
+export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Logger, onFailure?: (reason: string) => void): Promise<Agent> {
   const oa = config.onAccess;
   const endpoints = config.endpoints;
   if (endpoints.length === 0) throw new OnaccError("E_CONFIG", `${config.file}: no clamd endpoint (set LocalSocket or TCPSocket/TCPAddr, or pass --clamd)`);
@@ -179,6 +183,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     O_RDONLY | O_CLOEXEC,
   );
   const ring = EventRing.create(ringCapacity());
+  if (clamdPid !== undefined) ring.setClamdPid(clamdPid);
   const userCache = opts.cacheSize > 0 ? VerdictCache.create(opts.cacheSize) : undefined;
   const wake = new WakeFd();
   const settings: EngineSettings = {
@@ -198,6 +203,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   };
 
   const workers: Worker[] = [];
+  let running = false; // true between start-up and stop(): a Worker ending then is a failure
   const onMessage = (m: WorkerMessage) => {
     if (m.type === "log") log[m.level](m.message);
     else if (m.type === "fatal") log.error(`${m.worker} stopped: ${m.message}`);
@@ -219,6 +225,10 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
         log.error(`${name}: ${e.message}`);
         if (!ready) reject(new OnaccError("E_RUNTIME", `${name} failed to start: ${e.message}`));
       };
+      // A thread that ends while the agent runs leaves events unread or unscanned: fail loudly (see onFailure).
+      w.addEventListener("close", () => {
+        if (running) onFailure?.(`${name} stopped unexpectedly`);
+      });
       w.postMessage(data);
     });
 
@@ -281,14 +291,30 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   }, WATCHDOG_INTERVAL_MS);
 
   const markTargets = { mountPaths: oa.mountPaths, includePaths: oa.includePaths, excludePaths: oa.excludePaths };
+  let flushRetry: ReturnType<typeof setTimeout> | undefined;
   const flushCaches = (reason: string) => {
+    clearTimeout(flushRetry);
+    // Scans already under way may have used the old signatures: their verdicts must not be cached.
+    ring.bumpFlushGeneration();
     userCache?.clear();
-    if (opts.kernelCache) {
-      const report = flushKernelCache(group, mask, markTargets, ring);
-      for (const p of report.problems) log.warn(p);
+    try {
+      if (opts.kernelCache) {
+        const report = flushKernelCache(group, mask, markTargets, ring);
+        for (const p of report.problems) log.warn(p);
+      }
+      ring.count("cacheFlushes");
+      log.verbose(`verdict caches flushed: ${reason}`);
+    } catch (err) {
+      // Old clean marks may still be in the kernel: cache nothing new, and try again shortly.
+      ring.setCachingSuspended(true);
+      log.error(`flushing the verdict caches failed (${reason}): ${err instanceof Error ? err.message : String(err)}; retrying in 5 s`);
+      flushRetry = setTimeout(() => {
+        flushCaches(`retry: ${reason}`);
+        if (flushRetry === undefined) ring.setCachingSuspended(false);
+      }, 5000);
+      return;
     }
-    ring.count("cacheFlushes");
-    log.verbose(`verdict caches flushed: ${reason}`);
+    flushRetry = undefined;
   };
   const invalidation =
     userCache || opts.kernelCache
@@ -298,12 +324,14 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
           timeoutMs: oa.timeoutMs,
           flush: flushCaches,
           suspendCaching: (on) => ring.setCachingSuspended(on),
+          clamdPid: (pid) => ring.setClamdPid(pid),
           warn: (m) => log.warn(m),
         })
       : undefined;
   invalidation?.start();
 
   let stopped = false;
+  running = true;
   let lastScansDone = ring.scansDone();
   return {
     settings,
@@ -327,7 +355,9 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     async stop() {
       if (stopped) return;
       stopped = true;
+      running = false;
       clearInterval(timer);
+      clearTimeout(flushRetry);
       invalidation?.stop();
       health.stop();
       ring.stop();

@@ -20,6 +20,8 @@ export interface InvalidationOptions {
   settleMs?: number;
   flush(reason: string): void;
   suspendCaching(on: boolean): void;
+  /** clamd's PID as seen on each poll of a local clamd (it changes when clamd restarts). */
+  clamdPid?(pid: number): void;
   warn(message: string): void;
 }
 
@@ -75,7 +77,7 @@ export class Invalidation {
     if (this.polling) return;
     this.polling = true;
     try {
-      const v = await requestAsync(this.o.endpoint, "zVERSION\0", this.o.timeoutMs);
+      const v = await requestAsync(this.o.endpoint, "zVERSION\0", this.o.timeoutMs, this.o.clamdPid);
       if (this.version !== undefined && v !== this.version) this.o.flush(`clamd's version changed: ${v}`);
       this.version = v;
     } catch {

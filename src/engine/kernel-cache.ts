@@ -2,7 +2,7 @@
 // that inode, added through the event's fd. Later opens raise no event at all; the kernel drops the mark
 // by itself on the next write (no FAN_MARK_IGNORED_SURV_MODIFY). Flushing it when signatures change
 // keeps every watched directory covered throughout (see flushKernelCache).
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { Errno } from "../../ffi/errors.ts";
 import {
   FAN_MARK_ADD,
@@ -14,7 +14,7 @@ import {
   fanotifyMark,
   fanotifyMarkErrno,
 } from "../../ffi/fanotify.ts";
-import type { FdStat, Fstat } from "../../ffi/fs.ts";
+import { FsType, LOCAL_FS_MAGIC, type FdStat, type Fstat } from "../../ffi/fs.ts";
 import { AT_FDCWD } from "../../ffi/process.ts";
 import { placeMarks, type MarkReport, type MarkTargets } from "./marks.ts";
 import type { EventRing } from "./ring.ts";
@@ -28,6 +28,8 @@ export function sameVersion(a: FdStat, b: FdStat): boolean {
 /** Per-thread helper that adds ignore marks for clean files. */
 export class KernelCache {
   private enabled = true;
+  private readonly fsType = new FsType();
+  private readonly localByDev = new Map<number, boolean>();
   constructor(
     private readonly group: number,
     /** FAN_OPEN_PERM with prevention, FAN_OPEN without. */
@@ -40,7 +42,7 @@ export class KernelCache {
    * Returns "marked", "undone" or "off".
    */
   markClean(fd: number, before: FdStat, fstat: Fstat, after: FdStat): "marked" | "undone" | "off" {
-    if (!this.enabled) return "off";
+    if (!this.enabled || !this.isLocal(fd, before.dev)) return "off";
     const e = fanotifyMarkErrno(this.group, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_EVICTABLE, this.ignoreMask, fd, null);
     if (e !== 0) {
       // Kernels before 5.19 have no evictable marks; pinning every clean inode in memory is not worth
@@ -53,6 +55,24 @@ export class KernelCache {
       return "undone";
     }
     return "marked";
+  }
+
+  // Only where every write raises an fsnotify event (which clears the mark): not on NFS, CIFS or FUSE.
+  private isLocal(fd: number, dev: number): boolean {
+    let local = this.localByDev.get(dev);
+    if (local === undefined) {
+      local = LOCAL_FS_MAGIC.has(this.fsType.of(fd));
+      this.localByDev.set(dev, local);
+    }
+    return local;
+  }
+}
+
+function deviceOf(path: string): number | undefined {
+  try {
+    return statSync(path).dev;
+  } catch {
+    return undefined;
   }
 }
 
@@ -85,7 +105,11 @@ export function mountPointsOf(paths: string[]): string[] {
  * mount, and under systemd's hardening or in a container onacc's mounts are private copies.
  */
 export function flushKernelCache(group: number, mask: number, t: MarkTargets, ring: EventRing): MarkReport {
-  const bridges = mountPointsOf(t.includePaths);
+  // A file system that OnAccessMountPath already marks needs no bridge, and must not get one: adding merges
+  // into that very mark, and removing the bridge would remove it.
+  const marked = new Set(t.mountPaths.map(deviceOf));
+  marked.delete(undefined);
+  const bridges = mountPointsOf(t.includePaths).filter((m) => !marked.has(deviceOf(m)));
   ring.setPathFilter(true);
   const added: string[] = [];
   try {

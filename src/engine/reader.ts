@@ -9,7 +9,7 @@ import {
   ResponseWriter,
   forEachEvent,
 } from "../../ffi/fanotify.ts";
-import { Errno } from "../../ffi/errors.ts";
+import { Errno, errnoName } from "../../ffi/errors.ts";
 import { FdPath, Fstat, S_IFMT, S_IFREG, emptyStat } from "../../ffi/fs.ts";
 import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
@@ -40,6 +40,7 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
   const overloadResponse = errorResponse(s);
   const fullLimit = new RateLimit(60_000);
   const overflowLimit = new RateLimit(60_000);
+  const readErrorLimit = new RateLimit(60_000);
   const checkUids = exclusions.hasUids;
   const checkPaths = s.checkPathsInReader && exclusions.hasPaths;
   const cache = s.cache.user ? VerdictCache.attach(s.cache.user) : undefined;
@@ -66,7 +67,8 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
       return answer(fd, perm, FAN_ALLOW);
     }
     const now = monotonicMs();
-    if (exclusions.pid(pid) || (checkUids && exclusions.uidOf(pid, now))) {
+    // clamd's PID is also refreshed at run time: a restarted clamd must not wait on onacc either.
+    if (exclusions.pid(pid) || pid === ring.clamdPid() || (checkUids && exclusions.uidOf(pid, now))) {
       ring.count("excluded");
       return answer(fd, perm, FAN_ALLOW);
     }
@@ -96,7 +98,8 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
         return answer(fd, perm, FAN_ALLOW);
       }
     }
-    if (cache) {
+    // A file just written (FAN_CLOSE_WRITE) is scanned whatever the cache says.
+    if (cache && !(mask & FAN_CLOSE_WRITE)) {
       if (cache.has(st)) {
         ring.count("cacheHits");
         // The kernel's mark for it was evicted (or this is notification mode): put it back.
@@ -136,7 +139,11 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
       if (n <= 0) {
         const e = n < 0 ? errno() : 0;
         if (e === Errno.EINTR) continue;
-        if (e !== Errno.EAGAIN && e !== 0) post({ type: "log", level: "error", message: `reading fanotify events failed: errno ${e}` });
+        if (e !== Errno.EAGAIN && e !== 0) {
+          // EMFILE/ENFILE: the kernel could not open event fds (it denies those events itself).
+          const n = readErrorLimit.hit(monotonicMs());
+          if (n !== null) post({ type: "log", level: "error", message: withSuppressed(`reading fanotify events failed: ${errnoName(e)}`, n) });
+        }
         break;
       }
       forEachEvent(view, n, onEvent);

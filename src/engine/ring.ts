@@ -1,14 +1,19 @@
 // The event ring: a bounded queue in a SharedArrayBuffer between the reader Worker (producer) and the
 // scanner Workers (consumers), plus each pending event's state so the watchdog can answer late ones.
 //
+// Events live in slots; free slots are kept on a stack, and the queue holds slot numbers in arrival
+// order. So a slow scan holds only its own slot: the ring is full only when every slot is in use.
+//
 // Slot state machine (one Int32 per slot, changed only with compareExchange):
-//   FREE → QUEUED (producer) → SCANNING (a scanner took it) → ANSWERING → ANSWERED → FREE (the owner)
+//   FREE → QUEUED (producer) → SCANNING (a scanner took it) → ANSWERING → ANSWERED → CLOSING → FREE
 //   QUEUED/SCANNING → ANSWERING → ANSWERED (the watchdog or shutdown answered it first)
 // Whoever moves a slot to ANSWERING writes the one fanotify response; the slot's owner (the scanner that
-// took it) alone closes the fd, and waits while a response is being written, so an fd number is never
-// answered after it was closed and reused.
+// took it) alone closes the fd, after moving the slot to CLOSING (never while a response is being
+// written), so an fd number is never answered after it was closed and reused. Each slot also carries a
+// generation, bumped on every reuse, which lets the watchdog tell a late event from a new one in the same
+// slot.
 
-export const SlotState = { FREE: 0, QUEUED: 1, SCANNING: 2, ANSWERING: 3, ANSWERED: 4 } as const;
+export const SlotState = { FREE: 0, QUEUED: 1, SCANNING: 2, ANSWERING: 3, ANSWERED: 4, CLOSING: 5 } as const;
 
 /** Event flags stored with each slot. */
 export const SlotFlag = {
@@ -29,6 +34,8 @@ const H_ACTIVE = 6; // scanner Workers currently inside a scan (watchdog: are th
 const H_NO_CACHE = 7; // 1 while verdicts must not be cached (signatures may be changing)
 const H_PATH_FILTER = 8; // 1 while temporary mount marks are up: the reader filters events by path
 const H_SCANS_DONE = 9; // scans finished: the service watchdog checks that it moves
+const H_FREE_TOP = 10; // slots on the free stack (guarded by H_LOCK)
+const H_CLAMD_PID = 11; // clamd's current PID (refreshed after a restart): never scanned
 const HEADER_WORDS = 16;
 
 // Per-slot Int32 fields.
@@ -36,7 +43,8 @@ const F_STATE = 0;
 const F_FD = 1;
 const F_PID = 2;
 const F_FLAGS = 3;
-const SLOT_WORDS = 4;
+const F_GEN = 4;
+const SLOT_WORDS = 5;
 
 /** Counters, in a BigInt64Array so they never wrap. Names are the keys. */
 export const Counter = {
@@ -80,14 +88,19 @@ export class EventRing {
   private readonly mask: number;
   private readonly header: Int32Array;
   private readonly slots: Int32Array;
+  private readonly queue: Int32Array; // slot numbers in arrival order, indexed by position & mask
+  private readonly freeStack: Int32Array;
   private readonly enqueuedAt: Float64Array;
   private readonly counters: BigInt64Array;
 
   /** Creates the shared memory; pass `buffers` to each Worker and rebuild with `EventRing.attach`. */
   static create(capacity: number): EventRing {
     if (capacity < 2 || (capacity & (capacity - 1)) !== 0) throw new RangeError(`ring capacity ${capacity} is not a power of two`);
-    const bytes = HEADER_WORDS * 4 + capacity * SLOT_WORDS * 4 + capacity * 8 + COUNTERS * 8;
-    return new EventRing({ sab: new SharedArrayBuffer(bytes), capacity });
+    const bytes = HEADER_WORDS * 4 + capacity * SLOT_WORDS * 4 + capacity * 4 * 2 + capacity * 8 + COUNTERS * 8 + 8;
+    const ring = new EventRing({ sab: new SharedArrayBuffer(bytes), capacity });
+    for (let i = 0; i < capacity; i++) ring.freeStack[i] = capacity - 1 - i;
+    Atomics.store(ring.header, H_FREE_TOP, capacity);
+    return ring;
   }
 
   static attach(buffers: RingBuffers): EventRing {
@@ -103,6 +116,11 @@ export class EventRing {
     off += HEADER_WORDS * 4;
     this.slots = new Int32Array(sab, off, capacity * SLOT_WORDS);
     off += capacity * SLOT_WORDS * 4;
+    this.queue = new Int32Array(sab, off, capacity);
+    off += capacity * 4;
+    this.freeStack = new Int32Array(sab, off, capacity);
+    off += capacity * 4;
+    off = (off + 7) & ~7; // Float64Array and BigInt64Array need 8-byte alignment
     this.enqueuedAt = new Float64Array(sab, off, capacity);
     off += capacity * 8;
     this.counters = new BigInt64Array(sab, off, COUNTERS);
@@ -111,30 +129,43 @@ export class EventRing {
   // ---- producer side -------------------------------------------------------------------------
 
   /**
-   * Queues one event. Returns false when the ring is full (the slot the next position maps to is still
-   * busy); the caller then answers the event itself by the overload policy.
+   * Queues one event. Returns false when the ring is full (every slot holds an event not yet finished);
+   * the caller then answers the event itself by the overload policy.
    */
   push(fd: number, pid: number, flags: number, now: number): boolean {
     const h = this.header;
-    while (Atomics.compareExchange(h, H_LOCK, 0, 1) !== 0) {
-      /* another producer is inside; the section is a handful of stores */
-    }
+    this.lock();
     try {
-      const tail = Atomics.load(h, H_TAIL);
-      const slot = tail & this.mask;
+      const top = h[H_FREE_TOP]!;
+      if (top === 0) return false;
+      const slot = this.freeStack[top - 1]!;
+      h[H_FREE_TOP] = top - 1;
       const base = slot * SLOT_WORDS;
-      if (Atomics.load(this.slots, base + F_STATE) !== SlotState.FREE) return false;
       this.slots[base + F_FD] = fd;
       this.slots[base + F_PID] = pid;
       this.slots[base + F_FLAGS] = flags;
       this.enqueuedAt[slot] = now;
+      Atomics.add(this.slots, base + F_GEN, 1);
       Atomics.store(this.slots, base + F_STATE, SlotState.QUEUED);
+      const tail = Atomics.load(h, H_TAIL);
+      Atomics.store(this.queue, tail & this.mask, slot);
       Atomics.add(h, H_TAIL, 1);
     } finally {
-      Atomics.store(h, H_LOCK, 0);
+      this.unlock();
     }
     Atomics.notify(h, H_TAIL, 1);
     return true;
+  }
+
+  // The lock guards the free stack and the queue tail: held for a handful of stores by the producer and by
+  // a scanner putting its slot back.
+  private lock(): void {
+    while (Atomics.compareExchange(this.header, H_LOCK, 0, 1) !== 0) {
+      /* spin: the holder is never blocked inside */
+    }
+  }
+  private unlock(): void {
+    Atomics.store(this.header, H_LOCK, 0);
   }
 
   // ---- consumer side -------------------------------------------------------------------------
@@ -153,7 +184,8 @@ export class EventRing {
         if (Atomics.wait(h, H_TAIL, tail, timeoutMs) === "timed-out") return -1;
         continue;
       }
-      if (Atomics.compareExchange(h, H_HEAD, head, head + 1) === head) return head & this.mask;
+      // The queue entry at `head` was stored before the tail moved past it.
+      if (Atomics.compareExchange(h, H_HEAD, head, head + 1) === head) return Atomics.load(this.queue, head & this.mask);
     }
   }
 
@@ -171,6 +203,10 @@ export class EventRing {
   }
   state(slot: number): number {
     return Atomics.load(this.slots, slot * SLOT_WORDS + F_STATE);
+  }
+  /** Bumped each time the slot takes a new event. */
+  generation(slot: number): number {
+    return Atomics.load(this.slots, slot * SLOT_WORDS + F_GEN);
   }
 
   /** Scanner: QUEUED → SCANNING. False when the watchdog answered it while it waited in the ring. */
@@ -200,7 +236,7 @@ export class EventRing {
   /** Undoes a claim that turned out not to apply (the slot was reused meanwhile). */
   unclaim(slot: number, to: number): void {
     const i = slot * SLOT_WORDS + F_STATE;
-    Atomics.store(this.slots, i, to);
+    Atomics.compareExchange(this.slots, i, SlotState.ANSWERING, to);
     Atomics.notify(this.slots, i);
   }
 
@@ -212,13 +248,29 @@ export class EventRing {
 
   /**
    * The owner is done with the slot: waits while someone else is still writing its response, closes the
-   * event fd (exactly once, here) and frees the slot for the producer.
+   * event fd (exactly once, here) and puts the slot back on the free stack.
    */
   release(slot: number, closeFd: (fd: number) => void): void {
     const i = slot * SLOT_WORDS + F_STATE;
-    while (Atomics.load(this.slots, i) === SlotState.ANSWERING) Atomics.wait(this.slots, i, SlotState.ANSWERING, 50);
+    // CLOSING first, by compareExchange: from then on the watchdog cannot claim the slot.
+    for (;;) {
+      const st = Atomics.load(this.slots, i);
+      if (st === SlotState.ANSWERING) {
+        Atomics.wait(this.slots, i, SlotState.ANSWERING, 50);
+        continue;
+      }
+      if (Atomics.compareExchange(this.slots, i, st, SlotState.CLOSING) === st) break;
+    }
     closeFd(this.slots[slot * SLOT_WORDS + F_FD]!);
     Atomics.store(this.slots, i, SlotState.FREE);
+    this.lock();
+    try {
+      const top = this.header[H_FREE_TOP]!;
+      this.freeStack[top] = slot;
+      this.header[H_FREE_TOP] = top + 1;
+    } finally {
+      this.unlock();
+    }
   }
 
   // ---- shared control words ------------------------------------------------------------------
@@ -259,6 +311,17 @@ export class EventRing {
   }
   pathFilter(): boolean {
     return Atomics.load(this.header, H_PATH_FILTER) !== 0;
+  }
+  /** clamd's PID as last seen (0 = unknown): the reader never scans for it. */
+  setClamdPid(pid: number): void {
+    Atomics.store(this.header, H_CLAMD_PID, pid);
+  }
+  clamdPid(): number {
+    return Atomics.load(this.header, H_CLAMD_PID);
+  }
+  /** Slots holding an event not finished yet. */
+  inUse(): number {
+    return this.capacity - Atomics.load(this.header, H_FREE_TOP);
   }
   scansDone(): number {
     return Atomics.load(this.header, H_SCANS_DONE);

@@ -1,12 +1,13 @@
 // A scanner: takes events from the ring, asks clamd, writes the one fanotify response, then logs, acts
 // on detections and closes the event fd exactly once. Each scanner Worker runs one of these loops.
 import { FAN_ALLOW, FAN_DENY, ResponseWriter } from "../../ffi/fanotify.ts";
-import { FdPath, Fstat, emptyStat } from "../../ffi/fs.ts";
+import { FdPath, Fstat, emptyStat, type FdStat } from "../../ffi/fs.ts";
 import { libc, monotonicMs } from "../../ffi/libc.ts";
 import type { ScanOutcome } from "../clamd/types.ts";
+import { displayPath } from "../log/display-path.ts";
 import { VerdictCache } from "./cache.ts";
 import { KernelCache, sameVersion } from "./kernel-cache.ts";
-import { responseFor } from "./policy.ts";
+import { errorResponse, responseFor } from "./policy.ts";
 import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag, SlotState } from "./ring.ts";
 import type { EngineSettings } from "./settings.ts";
@@ -22,6 +23,17 @@ export interface ScannerDeps {
   reopenLog(): void;
   /** Called when no event came for a while, and every GC_EVERY_SCANS scans under steady load. */
   idle?(): void;
+}
+
+/**
+ * Timestamps are only as fine as the file system's clock tick (a few ms on many): a same-size rewrite in
+ * the tick of the previous change leaves size, mtime and ctime as they were. Files changed this recently
+ * are scanned but not cached.
+ */
+const RACY_CHANGE_MS = 50;
+
+function changedRecently(st: FdStat): boolean {
+  return Date.now() - (st.ctimeSec * 1000 + st.ctimeNsec / 1e6) < RACY_CHANGE_MS;
 }
 
 /** Under steady load a scanner collects its garbage this often (see the Worker's idle()). */
@@ -44,38 +56,34 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
   let logGen = ring.logGeneration();
   let scansSinceIdle = 0;
 
-  for (;;) {
-    const slot = ring.take(1000);
-    if (slot === -2) return;
-    if (ring.logGeneration() !== logGen) {
-      logGen = ring.logGeneration();
-      deps.reopenLog();
-    }
-    if (slot === -1) {
-      if (scansSinceIdle > 0) deps.idle?.();
-      scansSinceIdle = 0;
-      continue;
-    }
-    if (!ring.startScan(slot)) {
-      // The watchdog answered it while it waited in the ring.
-      ring.release(slot, closeFd);
-      continue;
-    }
-    const fd = ring.fd(slot);
-    const perm = (ring.flags(slot) & SlotFlag.PERM) !== 0;
+  const scanOne = (slot: number, fd: number, perm: boolean) => {
     let path: Uint8Array | null | undefined;
     const pathOnce = () => (path === undefined ? (path = fdPath.path(fd)) : path);
 
     const statOk = fstat.stat(fd, before) === 0;
+    const flushGen = ring.flushGeneration();
     ring.scanEntered();
-    const outcome = deps.scan(fd, pathOnce);
-    ring.scanLeft();
+    let outcome: ScanOutcome;
+    try {
+      outcome = deps.scan(fd, pathOnce);
+    } finally {
+      ring.scanLeft();
+    }
     ring.count("scanned");
 
     const response = responseFor(outcome, s);
     // Remember a clean verdict before the opener goes on (it may write next): both caches are keyed to
-    // the file version that was scanned, and a version that changed during the scan is not cached.
-    if (statOk && outcome.ok && outcome.verdict.kind === "clean" && !ring.cachingSuspended()) {
+    // the file version that was scanned. Not cached: a version that changed during the scan, a scan that
+    // overlapped a cache flush (it may have used the old signatures), and a file changed so recently
+    // that a same-size rewrite within the same timestamp tick could not be told apart.
+    if (
+      statOk &&
+      outcome.ok &&
+      outcome.verdict.kind === "clean" &&
+      !ring.cachingSuspended() &&
+      ring.flushGeneration() === flushGen &&
+      !changedRecently(before)
+    ) {
       let unchanged: boolean;
       if (kernelCache) {
         const r = kernelCache.markClean(fd, before, fstat, after);
@@ -108,12 +116,44 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
       const n = errorLimit.hit(monotonicMs());
       if (n !== null) {
         const p = pathOnce();
-        const where = p ? new TextDecoder().decode(p) : `fd ${fd}`;
+        const where = p ? displayPath(p) : `fd ${fd}`;
         const decision = perm ? (response === FAN_ALLOW ? "allowed" : "denied") : "not scanned";
         deps.error(withSuppressed(`${where}: scan failed, ${decision}: ${reason}`, n));
       }
     }
-    ring.release(slot, closeFd);
+  };
+
+  for (;;) {
+    const slot = ring.take(1000);
+    if (slot === -2) return;
+    if (ring.logGeneration() !== logGen) {
+      logGen = ring.logGeneration();
+      deps.reopenLog();
+    }
+    if (slot === -1) {
+      if (scansSinceIdle > 0) deps.idle?.();
+      scansSinceIdle = 0;
+      continue;
+    }
+    if (!ring.startScan(slot)) {
+      // The watchdog answered it while it waited in the ring.
+      ring.release(slot, closeFd);
+      continue;
+    }
+    const fd = ring.fd(slot);
+    const perm = (ring.flags(slot) & SlotFlag.PERM) !== 0;
+    try {
+      scanOne(slot, fd, perm);
+    } catch (err) {
+      deps.error(`scanner failed on fd ${fd}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      // Whatever happened above, the opener gets an answer and the slot goes back.
+      if (perm && ring.claimAnswer(slot, SlotState.SCANNING)) {
+        responder.respond(fd, errorResponse(s));
+        ring.answered(slot);
+      }
+      ring.release(slot, closeFd);
+    }
     if (++scansSinceIdle >= GC_EVERY_SCANS) {
       scansSinceIdle = 0;
       deps.idle?.();

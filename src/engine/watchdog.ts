@@ -41,12 +41,14 @@ export class Watchdog {
     const ring = this.ring;
     let answered = 0;
     for (let slot = 0; slot < ring.capacity; slot++) {
+      const gen = ring.generation(slot);
       const st = ring.state(slot);
       if (st !== SlotState.QUEUED && st !== SlotState.SCANNING) continue;
       if (!(ring.flags(slot) & SlotFlag.PERM) || !late(ring.enqueued(slot))) continue;
       if (!ring.claimAnswer(slot, st)) continue;
-      // Claimed: fields are stable now. Re-check in case the slot was reused between the reads above.
-      if (!(ring.flags(slot) & SlotFlag.PERM) || !late(ring.enqueued(slot))) {
+      // Claimed: the slot cannot change hands now. If it took a new event between the reads above and the
+      // claim, that event is not ours to answer.
+      if (ring.generation(slot) !== gen) {
         ring.unclaim(slot, st);
         continue;
       }

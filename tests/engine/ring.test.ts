@@ -30,6 +30,37 @@ describe("EventRing", () => {
     expect(ring.push(99, 1, 0, 0)).toBe(true);
   });
 
+  test("a slow scan holds only its own slot: the others keep turning over", () => {
+    const ring = EventRing.create(4);
+    for (let i = 0; i < 4; i++) expect(ring.push(i, 1, 0, 0)).toBe(true);
+    const slow = ring.take(0);
+    expect(ring.startScan(slow)).toBe(true); // held for the rest of the test
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 3; i++) {
+        const slot = ring.take(0);
+        expect(slot).not.toBe(slow);
+        expect(ring.startScan(slot)).toBe(true);
+        ring.release(slot, () => {});
+      }
+      for (let i = 0; i < 3; i++) expect(ring.push(100 + i, 1, 0, 0)).toBe(true);
+      expect(ring.push(999, 1, 0, 0)).toBe(false); // every slot in use now
+    }
+    expect(ring.inUse()).toBe(4);
+  });
+
+  test("each reuse of a slot bumps its generation", () => {
+    const ring = EventRing.create(2);
+    ring.push(1, 1, 0, 0);
+    const slot = ring.take(0);
+    const g = ring.generation(slot);
+    ring.startScan(slot);
+    ring.release(slot, () => {});
+    ring.push(2, 1, 0, 0);
+    ring.push(3, 1, 0, 0);
+    const gens = [ring.generation(0), ring.generation(1)];
+    expect(gens).toContain(g + 1);
+  });
+
   test("a slot answered by the watchdog while queued is not scanned, but its fd is closed once", () => {
     const ring = EventRing.create(4);
     ring.push(7, 1, SlotFlag.PERM, 0);

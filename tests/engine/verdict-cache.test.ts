@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { disposeAgent, openInChild, startAgent, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { startRelay } from "../fixtures/proxy.ts";
-import { ndbLine } from "../fixtures/signatures.ts";
+import { EICAR, ndbLine } from "../fixtures/signatures.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
 
 let clamd: TestClamd;
@@ -146,6 +146,24 @@ describe("kernel and userspace verdict caches", () => {
     } finally {
       await done();
       await disposeClamd(own);
+    }
+  });
+
+  test("a cache flush keeps OnAccessMountPath's filesystem mark (the flush's bridge must not remove it)", async () => {
+    const inside = freshDir({ "x.txt": "x\n" });
+    const elsewhere = freshDir({});
+    agent = await startAgent({
+      clamd,
+      config: [`OnAccessMountPath ${mount.path}`, `OnAccessIncludePath ${inside}`, "OnAccessPrevention yes"],
+    });
+    try {
+      agent.signal("SIGUSR2");
+      await agent.waitFor(/verdict caches flushed: SIGUSR2/);
+      // A file outside the include path, anywhere on the mount, is still covered by the mount path.
+      writeFileSync(join(elsewhere, "late.com"), EICAR);
+      expect(openInChild(join(elsewhere, "late.com")).error).toBe("EPERM");
+    } finally {
+      await done();
     }
   });
 
