@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { disposeAgent, openInChild, startAgent, type RunningAgent } from "../fixtures/agent.ts";
+import { disposeAgent, openInChild, startAgent, untilOpens, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { writeTestFiles } from "../fixtures/files.ts";
 import { startRelay, type ClamdRelay } from "../fixtures/proxy.ts";
@@ -98,12 +98,7 @@ describe("error policy", () => {
       expect(openInChild(t.clean).error).toBe("EPERM");
       await own.restart();
       // Back up: the health checker's PING notices within its 5 s backoff, then verdicts again.
-      let back = false;
-      for (let i = 0; i < 80 && !back; i++) {
-        back = openInChild(t.clean).ok;
-        if (!back) await Bun.sleep(100);
-      }
-      expect(back).toBe(true);
+      expect(await untilOpens(t.clean)).toBe(true);
       expect(openInChild(t.eicar).error).toBe("EPERM");
     } finally {
       await disposeAgent(agent);

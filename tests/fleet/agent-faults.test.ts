@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, disposeAgent, openInChild, startAgent, type RunningAgent } from "../fixtures/agent.ts";
+import { BINARY, disposeAgent, openInChild, startAgent, untilOpens, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, freeTcpPort, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { writeTestFiles } from "../fixtures/files.ts";
 import { startRelay } from "../fixtures/proxy.ts";
@@ -117,12 +117,7 @@ describe("several clamds", () => {
       expect(denied.error).toBe("EPERM");
       expect(denied.ms).toBeLessThan(2000);
       await b.restart();
-      let back = false;
-      for (let i = 0; i < 100 && !back; i++) {
-        back = openInChild(t.clean).ok;
-        if (!back) await Bun.sleep(100);
-      }
-      expect(back).toBe(true);
+      expect(await untilOpens(t.clean)).toBe(true);
       expect(openInChild(t.eicar).error).toBe("EPERM");
     } finally {
       await disposeAgent(agent);
