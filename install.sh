@@ -47,7 +47,8 @@ What else it does:
   --trial                also write a trial clamd configuration with an EICAR test signature
                          (`onacc setup --trial`), for hosts without a signature database
   --uninstall            remove the binary, the unit and setup's drop-in (the configuration stays)
-  --purge                with --uninstall: also remove the configuration directory
+  --purge                with --uninstall: also remove onacc.conf and trial-clamd.conf (and the
+                         configuration directory when nothing else is left in it)
   -h, --help             show this help
 
 Exit status: 0 done, 1 failed (nothing half-installed is left behind), 2 bad command line;
@@ -313,7 +314,7 @@ run_setup() {
   fi
   rs_yes=0
   for rs_arg in "$@"; do
-    [ "$rs_arg" = --yes ] && rs_yes=1
+    case "$rs_arg" in --yes | -y) rs_yes=1 ;; esac
   done
   rs_status=0
   if [ "$rs_yes" = 1 ]; then
@@ -353,13 +354,17 @@ uninstall() {
     systemctl daemon-reload </dev/null || true
   fi
   if [ "$purge" = 1 ]; then
-    if [ -d "$config_dir" ]; then
-      rm -rf "$config_dir" || die "cannot remove $config_dir"
-      say "removed $config_dir"
-    fi
+    # Only the files onacc writes there: --config-dir may name a shared directory such as /etc/clamav.
+    for un_file in "$config_dir/onacc.conf" "$config_dir/trial-clamd.conf"; do
+      if [ -e "$un_file" ]; then
+        rm -f "$un_file" || die "cannot remove $un_file"
+        say "removed $un_file"
+      fi
+    done
+    [ -d "$config_dir" ] && rmdir "$config_dir" 2>/dev/null && say "removed $config_dir"
     say "left /var/lib/onacc (quarantine, trial database) and /var/log/onacc: remove them yourself if you want"
   elif [ -e "$config" ]; then
-    say "kept the configuration $config (--purge removes $config_dir)"
+    say "kept the configuration $config (--purge removes it)"
   fi
   [ "$un_removed" = 1 ] || say "onacc was not installed under $prefix and $systemd_dir: nothing to remove"
   return 0

@@ -116,3 +116,42 @@ export const LOCAL_FS_MAGIC: ReadonlySet<number> = new Set([
   0x3153464a, // JFS_SUPER_MAGIC
   0x52654973, // REISERFS_SUPER_MAGIC
 ]);
+
+const O_PATH = 0x200000;
+const O_DIRECTORY_ = process.arch === "arm64" ? 0x4000 : 0x10000;
+const O_NOFOLLOW_ = process.arch === "arm64" ? 0x8000 : 0x20000;
+const O_CLOEXEC_ = 0x80000;
+const PIN_FLAGS = O_PATH | O_DIRECTORY_ | O_NOFOLLOW_ | O_CLOEXEC_;
+
+/**
+ * Opens the directory holding `path` (an absolute path) one component at a time, refusing every symlink
+ * on the way (O_PATH|O_DIRECTORY|O_NOFOLLOW). Acting on `/proc/self/fd/<fd>/<name>` afterwards cannot be
+ * redirected by someone who swaps a parent directory for a symlink between the scan and the action.
+ * Returns the directory fd, or -errno (ELOOP/ENOTDIR for a symlink on the way).
+ */
+export function openParentNoSymlinks(path: Uint8Array): number {
+  if (path[0] !== 0x2f) return -22; // EINVAL: not absolute
+  let end = path.length;
+  while (end > 1 && path[end - 1] !== 0x2f) end--;
+  let cur = libc.openat(-100, cstr("/"), PIN_FLAGS, 0);
+  if (cur < 0) return -errno();
+  let start = 1;
+  while (start < end) {
+    let stop = start;
+    while (stop < end && path[stop] !== 0x2f) stop++;
+    if (stop > start) {
+      const comp = path.subarray(start, stop);
+      if (comp.length === 2 && comp[0] === 0x2e && comp[1] === 0x2e) {
+        libc.close(cur);
+        return -22; // ".." has no place in a path read back from /proc
+      }
+      const next = libc.openat(cur, cstr(comp), PIN_FLAGS, 0);
+      const e = next < 0 ? errno() : 0;
+      libc.close(cur);
+      if (next < 0) return -e;
+      cur = next;
+    }
+    start = stop + 1;
+  }
+  return cur;
+}

@@ -1,6 +1,8 @@
 // What happens to an infected file after its FOUND line: --remove, --move=DIR or --copy=DIR. Never throws;
 // returns the outcome, which the caller logs as `<path>: <message>` (error when !ok, info otherwise).
 import { chmodSync, fstatSync, lstatSync, unlinkSync, type BigIntStats } from "node:fs";
+import { Errno, errnoName } from "../../ffi/errors.ts";
+import { closeFd, openParentNoSymlinks } from "../../ffi/fs.ts";
 import type { ActionOnFound } from "../cli/options.ts";
 import { displayPath } from "../log/display-path.ts";
 import { fsCode, fsReason } from "../log/fs-reason.ts";
@@ -44,8 +46,17 @@ export function applyAction(
   logger: ActionLogger,
   fd?: number,
 ): ActionResult {
-  // A copy: the bytes may live in a shared ring slot that is reused while we work.
-  const source = Buffer.from(path);
+  // The file is reached through its parent directory, opened without following any symlink, as
+  // /proc/self/fd/<dir>/<name>: swapping a parent directory for a symlink after the scan cannot send a root
+  // unlink or move elsewhere.
+  const original = Buffer.from(path);
+  const dirFd = action.kind === "none" ? -1 : openParentNoSymlinks(original);
+  if (action.kind !== "none" && dirFd < 0) {
+    const e = -dirFd;
+    if (e === Errno.ENOENT) return { ok: true, vanished: true, message: `vanished before ${action.kind}` };
+    return { ok: false, message: `${action.kind} refused: a directory on the file's path changed or is a symlink (${errnoName(e)}); the file was left alone` };
+  }
+  const source = dirFd < 0 ? original : Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), baseName(original)]);
   let outcome: _Outcome;
   try {
     switch (action.kind) {
@@ -64,6 +75,8 @@ export function applyAction(
   } catch (err) {
     // Nothing above is meant to throw; this keeps the promise to the scanner if something does.
     outcome = { status: "failed", message: `${action.kind} failed: ${fsReason(err)}` };
+  } finally {
+    if (dirFd >= 0) closeFd(dirFd);
   }
   return {
     ok: outcome.status !== "failed",

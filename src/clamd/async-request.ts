@@ -19,20 +19,26 @@ export function requestAsync(endpoint: ClamdEndpoint, command: string, timeoutMs
   return new Promise<string>((resolve, reject) => {
     let reply = "";
     let settled = false;
-    let socket: { end(): void } | undefined;
+    let socket: { end(): void; terminate?(): void } | undefined;
+    // end() only half-closes: a peer that never answers would keep the fd. terminate() closes it now.
+    const closeSocket = (s: { end(): void; terminate?(): void } | undefined) => (s?.terminate ? s.terminate() : s?.end());
     const finish = (err: Error | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (err) {
-        socket?.end();
-        reject(err);
-      } else resolve(reply.split("\0")[0]!);
+      closeSocket(socket);
+      if (err) reject(err);
+      else resolve(reply.split("\0")[0]!);
     };
     const timer = setTimeout(() => finish(new ClamdError("timeout", `clamd at ${where} did not answer ${command.replace("\0", "")} within ${timeoutMs} ms`)), timeoutMs);
     const tls = endpoint.kind === "tls" ? endpoint : undefined;
     const handlers = {
-      open(s: { write(d: string): number; end(): void; fd?: number }) {
+      open(s: { write(d: string): number; end(): void; terminate?(): void; fd?: number }) {
+        // Connected after the timeout already gave up: close instead of sending.
+        if (settled) {
+          closeSocket(s);
+          return;
+        }
         socket = s;
         if (onPeerPid && endpoint.kind === "unix" && typeof s.fd === "number" && s.fd >= 0) {
           try {
@@ -54,10 +60,9 @@ export function requestAsync(endpoint: ClamdEndpoint, command: string, timeoutMs
         }
         s.write(command);
       },
-      data(s: { end(): void }, chunk: Buffer) {
+      data(_s: unknown, chunk: Buffer) {
         reply += chunk.toString("latin1");
         if (reply.includes("\0")) {
-          s.end();
           finish(null);
         } else if (reply.length > MAX_REPLY_BYTES) {
           finish(new ClamdError("protocol", `clamd at ${where} sent more than ${MAX_REPLY_BYTES} bytes without ending its reply to ${command.replace("\0", "")}`));

@@ -4,6 +4,7 @@ import { Errno } from "../../ffi/errors.ts";
 import { monotonicMs } from "../../ffi/libc.ts";
 import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, pollOne } from "../../ffi/socket.ts";
 import {
+  freeContext,
   attachFd,
   clearOpenSslErrors,
   connectStep,
@@ -59,21 +60,27 @@ export function tlsContextFor(e: TlsEndpoint, description: string): SslPointer {
   } catch (err) {
     throw new ClamdError("connect", `Cannot set up TLS for clamd at ${description}: ${(err as Error).message}`, { cause: err });
   }
-  const fail = (what: string): never => {
-    const why = takeOpenSslErrors().join("; ") || "no reason given";
-    throw new ClamdError("connect", `Cannot set up TLS for clamd at ${description}: ${what}: ${why}`);
-  };
-  if (!loadTrust(ctx, e.ca)) fail(e.ca === undefined ? "cannot load the system's trusted CAs" : `cannot load CA file "${e.ca}"`);
-  if (e.cert !== undefined || e.key !== undefined) {
-    if (e.cert === undefined || e.key === undefined) fail("a client certificate needs both a certificate and a key file");
-    if (!useCertificateChain(ctx, e.cert!)) fail(`cannot load client certificate "${e.cert}"`);
-    if (!usePrivateKey(ctx, e.key!) || !privateKeyMatches(ctx)) {
-      const reasons = takeOpenSslErrors();
-      if (reasons.some((r) => /key values mismatch/.test(r))) {
-        throw new ClamdError("connect", `Cannot set up TLS for clamd at ${description}: client key "${e.key}" does not match certificate "${e.cert}"`);
+  // A context that cannot be set up is freed before the error goes out (it is not cached either).
+  try {
+    const fail = (what: string): never => {
+      const why = takeOpenSslErrors().join("; ") || "no reason given";
+      throw new ClamdError("connect", `Cannot set up TLS for clamd at ${description}: ${what}: ${why}`);
+    };
+    if (!loadTrust(ctx, e.ca)) fail(e.ca === undefined ? "cannot load the system's trusted CAs" : `cannot load CA file "${e.ca}"`);
+    if (e.cert !== undefined || e.key !== undefined) {
+      if (e.cert === undefined || e.key === undefined) fail("a client certificate needs both a certificate and a key file");
+      if (!useCertificateChain(ctx, e.cert!)) fail(`cannot load client certificate "${e.cert}"`);
+      if (!usePrivateKey(ctx, e.key!) || !privateKeyMatches(ctx)) {
+        const reasons = takeOpenSslErrors();
+        if (reasons.some((r) => /key values mismatch/.test(r))) {
+          throw new ClamdError("connect", `Cannot set up TLS for clamd at ${description}: client key "${e.key}" does not match certificate "${e.cert}"`);
+        }
+        throw new ClamdError("connect", `Cannot set up TLS for clamd at ${description}: cannot load client key "${e.key}": ${reasons.join("; ") || "no reason given"}`);
       }
-      throw new ClamdError("connect", `Cannot set up TLS for clamd at ${description}: cannot load client key "${e.key}": ${reasons.join("; ") || "no reason given"}`);
     }
+  } catch (err) {
+    freeContext(ctx);
+    throw err;
   }
   _contexts.set(key, ctx);
   return ctx;

@@ -15,6 +15,9 @@ import { sdNotify, watchdogIntervalMs } from "../service/sdnotify.ts";
 import type { RunOptions } from "./options.ts";
 import { VERSION } from "../version.ts";
 
+/** Status-socket flush requests are honoured at most this often. */
+const REMOTE_FLUSH_INTERVAL_MS = 10_000;
+
 /** Set in the environment of the background copy that a non-foreground start launches. */
 const DETACHED_ENV = "ONACC_DETACHED_CHILD";
 const READY_LINE = "onacc:ready";
@@ -144,6 +147,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
 async function startStatus(agent: Agent, opts: RunOptions, log: Logger): Promise<StatusServer | undefined> {
   if (opts.statusSocket === null && !opts.metricsListen) return undefined;
   const startedAtMs = Date.now();
+  let lastRemoteFlush = 0;
   const source: StatusSource = {
     snapshot: () =>
       buildStatusSnapshot({
@@ -158,7 +162,16 @@ async function startStatus(agent: Agent, opts: RunOptions, log: Logger): Promise
         latency: agent.latency(),
         logWriteFailures: log.writeFailures,
       }),
-    flushCaches: (reason) => agent.flushCaches(reason),
+    // A flush re-walks the protected trees on the main thread: a client asking in a loop gets one per 10 s.
+    flushCaches: (reason) => {
+      const now = Date.now();
+      if (now - lastRemoteFlush < REMOTE_FLUSH_INTERVAL_MS) {
+        log.warn(`flush-cache request ignored: the last one was ${Math.round((now - lastRemoteFlush) / 1000)} s ago`);
+        return;
+      }
+      lastRemoteFlush = now;
+      agent.flushCaches(reason);
+    },
   };
   try {
     const server = await startStatusServer({ socketPath: opts.statusSocket, source, metrics: opts.metricsListen, log });

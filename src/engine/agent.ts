@@ -199,6 +199,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     scan: { mode, allmatch: opts.allmatch, pool, latency: latency.buffer },
     cache: { user: userCache?.buffers, kernel: opts.kernelCache, ignoreMask: prevention ? FAN_OPEN_PERM : FAN_OPEN },
     action: opts.action,
+    copiedFiles: opts.action.kind === "copy" ? VerdictCache.create(4096).buffers : undefined,
     log: logSettingsOf(opts),
   };
 

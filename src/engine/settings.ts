@@ -42,6 +42,8 @@ export interface EngineSettings {
     ignoreMask: number;
   };
   action: ActionOnFound;
+  /** With --copy: the file versions already copied (a VerdictCache used as a bounded set). */
+  copiedFiles?: CacheBuffers;
   log: LogSettings;
 }
 

@@ -10,7 +10,8 @@ import { ConfigExistsError, replaceTextFile, writeConfigFile } from "./write.ts"
 export const TRIAL_DEFAULTS = {
   database: "/var/lib/onacc/trial-db",
   config: "/etc/onacc/trial-clamd.conf",
-  socket: "/run/onacc/trial-clamd.sock",
+  // Not /run/onacc: that is the service's RuntimeDirectory (root's, emptied whenever onacc stops).
+  socket: "/run/onacc-trial/clamd.sock",
 } as const;
 
 /** The EICAR anti-virus test file: harmless, and every scanner's agreed "this must be detected". */

@@ -1,7 +1,7 @@
 // The control socket: a root-only unix socket (0600, in a 0700 directory, peers checked with SO_PEERCRED)
 // speaking one JSON request per line and one JSON reply per line; plus, optionally, Prometheus /metrics
 // over HTTP. Bad input gets an error reply; nothing a client sends can stop the server.
-import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Socket, UnixSocketListener } from "bun";
 import { peerCredentials } from "../../ffi/socket.ts";
@@ -90,6 +90,10 @@ async function _listenControlSocket(o: StatusServerOptions, path: string): Promi
   const clients = new Set<Socket<_Client>>();
   let listener: UnixSocketListener<_Client>;
   try {
+    // The socket is created with mode 0600 through the umask: no chmod by path afterwards, which would
+    // follow a symlink planted at that path.
+    const umask = process.umask(0o177);
+    try {
     listener = Bun.listen<_Client>({
       unix: path,
       socket: {
@@ -140,15 +144,16 @@ async function _listenControlSocket(o: StatusServerOptions, path: string): Promi
         },
       },
     });
+    } finally {
+      process.umask(umask);
+    }
   } catch (err) {
     throw new OnaccError("E_RUNTIME", `Cannot listen on status socket "${path}": ${(err as Error).message}`, { cause: err });
   }
-  // The directory (0700) keeps others out while the socket still has the umask's mode.
-  chmodSync(path, 0o600);
-  const created = statSync(path);
-  if ((created.mode & 0o777) !== 0o600 || created.uid !== (process.getuid?.() ?? created.uid)) {
+  const created = lstatSync(path);
+  if (!created.isSocket() || (created.mode & 0o777) !== 0o600 || created.uid !== (process.getuid?.() ?? created.uid)) {
     listener.stop(true);
-    throw new OnaccError("E_RUNTIME", `Status socket "${path}" has mode ${(created.mode & 0o777).toString(8)} after chmod 600: refusing to serve it`);
+    throw new OnaccError("E_RUNTIME", `Status socket "${path}" is not the 0600 socket onacc just created (mode ${(created.mode & 0o777).toString(8)}, uid ${created.uid}): refusing to serve it`);
   }
   return {
     stop() {
@@ -257,6 +262,11 @@ function prepareDirectory(dir: string): void {
     return;
   }
   if (!st.isDirectory()) throw new OnaccError("E_RUNTIME", `Cannot use status socket directory "${dir}": not a directory`);
+  // Whoever owns the directory can replace the socket in it: only onacc's own user (root) may.
+  const me = process.getuid?.();
+  if (me !== undefined && st.uid !== me) {
+    throw new OnaccError("E_RUNTIME", `Status socket directory "${dir}" belongs to uid ${st.uid}, not to onacc's user ${me}: use a directory only root owns`);
+  }
   const sticky = (st.mode & 0o1000) !== 0;
   if ((st.mode & 0o022) !== 0 && !sticky) {
     throw new OnaccError("E_RUNTIME", `Status socket directory "${dir}" is writable by others (mode ${(st.mode & 0o777).toString(8)}): use a directory only root can write`);

@@ -10,6 +10,8 @@ import { displayPath } from "../log/display-path.ts";
 import { createLogger } from "../log/logger.ts";
 import { LatencyHistogram } from "../status/histogram.ts";
 import { monotonicMs } from "../../ffi/libc.ts";
+import { Fstat, emptyStat } from "../../ffi/fs.ts";
+import { VerdictCache } from "../engine/cache.ts";
 
 declare const self: Worker;
 
@@ -44,13 +46,25 @@ self.onmessage = (e: MessageEvent<{ settings: EngineSettings; index: number }>) 
         latency.recordLatency(monotonicMs() - t0);
       }
     };
+    // --copy: an infected file opened again and again (it is never cached as clean) is copied once, not
+    // once per open, or anyone could fill the quarantine's disk with one file and a loop. The set of
+    // copied file versions is shared by all scanners.
+    const copied = s.copiedFiles ? VerdictCache.attach(s.copiedFiles) : undefined;
+    const fstat = new Fstat();
+    const st = emptyStat();
+    const alreadyCopied = (fd: number): boolean => {
+      if (!copied || fstat.stat(fd, st) !== 0) return false;
+      if (copied.has(st)) return true;
+      copied.add(st);
+      return false;
+    };
     post({ type: "ready", worker: `scanner-${index}` });
     runScanner(s, {
       scan,
       found(path, _fd, signatures) {
         const shown = path ?? new TextEncoder().encode(`(fd ${_fd})`);
         for (const sig of signatures) log.found(shown, sig);
-        if (s.action.kind !== "none" && path) {
+        if (s.action.kind !== "none" && path && !alreadyCopied(_fd)) {
           const r = applyAction(s.action, path, log, _fd);
           if (!r.ok) log.error(`${displayPath(path)}: ${r.message}`);
           else log.notice(`${displayPath(path)}: ${r.message}`);

@@ -208,6 +208,17 @@ describe("install.sh", () => {
     expect(existsSync(l.configDir)).toBe(false);
   }, 30000);
 
+  test("install.sh --uninstall --purge removes only onacc's files from a shared configuration directory", async () => {
+    const l = fakeRoot();
+    mkdirSync(l.configDir, { recursive: true });
+    writeFileSync(join(l.configDir, "onacc.conf"), "LocalSocket /x\n");
+    writeFileSync(join(l.configDir, "clamd.conf"), "clamd's own\n");
+    const r = await install(l, ["--uninstall", "--purge"]);
+    expect(r.code).toBe(0);
+    expect(existsSync(join(l.configDir, "onacc.conf"))).toBe(false);
+    expect(readFileSync(join(l.configDir, "clamd.conf"), "utf8")).toBe("clamd's own\n");
+  });
+
   test("install.sh hands the arguments after -- to onacc setup, runs setup --trial for --trial, and passes on setup's failure", async () => {
     const l = fakeRoot();
     const calls = join(l.root, "calls.log");
