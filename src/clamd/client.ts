@@ -27,6 +27,8 @@ export interface ClamdClientOptions {
   endpoint: ClamdEndpoint;
   /** OnAccessCurlTimeout: bound on connecting, on each wait to send, and on waiting for a reply. */
   timeoutMs: number;
+  /** Absolute bound (monotonic ms) on each request, whatever the per-step timeouts allow. */
+  deadlineAt?: number;
   /** OnAccessRetryAttempts: extra attempts after a transport failure or timeout. */
   retries: number;
   /** StreamMaxLength in bytes, 0 = no limit: INSTREAM chunks never exceed it. */
@@ -41,6 +43,7 @@ export class ClamdClient {
   readonly timeoutMs: number;
   readonly retries: number;
   readonly streamMaxLength: number;
+  private readonly deadlineAt: number;
   private readonly description: string;
 
   constructor(opts: ClamdClientOptions) {
@@ -53,6 +56,7 @@ export class ClamdClient {
     this.timeoutMs = opts.timeoutMs;
     this.retries = opts.retries;
     this.streamMaxLength = opts.streamMaxLength;
+    this.deadlineAt = opts.deadlineAt ?? Infinity;
     this.description = describeEndpoint(opts.endpoint);
   }
 
@@ -157,7 +161,7 @@ export class ClamdClient {
       let conn: Connection | undefined;
       let keep = false;
       try {
-        conn = Connection.open(this.endpoint, this.timeoutMs);
+        conn = Connection.open(this.endpoint, this.timeoutMs, this.deadlineAt);
         const value = run(conn);
         keep = opts.keepOpen === true;
         return value;
@@ -177,7 +181,7 @@ export class ClamdClient {
       let error: ClamdError;
       let conn: Connection | undefined;
       try {
-        conn = Connection.open(this.endpoint, this.timeoutMs);
+        conn = Connection.open(this.endpoint, this.timeoutMs, this.deadlineAt);
         const parsed = parseScanReply(run(conn), subject);
         if (parsed.ok) return { ok: true, verdict: parsed.verdict, attempts };
         error = replyError(this.description, what, parsed);

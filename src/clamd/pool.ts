@@ -330,6 +330,7 @@ export class ClamdPool {
         const client = new ClamdClient({
           endpoint: s.endpoints[i]!,
           timeoutMs: Math.max(1, Math.min(s.timeoutMs, left)),
+          deadlineAt: deadline,
           retries: 0,
           streamMaxLength: s.streamMaxLength,
         });

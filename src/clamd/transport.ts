@@ -219,15 +219,26 @@ export class Connection {
     readonly endpoint: ClamdEndpoint,
     readonly timeoutMs: number,
     tls?: TlsChannel,
+    /** Absolute bound (monotonic ms) on everything this connection does: the scan's own deadline. */
+    private readonly hardDeadline = Infinity,
   ) {
     this.fd = fd;
     this.tls = tls;
     this.description = describeEndpoint(endpoint);
   }
 
-  /** Connects within timeoutMs; "localhost" tries 127.0.0.1, then ::1. Throws ClamdError connect/timeout. */
-  static open(endpoint: ClamdEndpoint, timeoutMs: number): Connection {
-    const deadline = monotonicMs() + timeoutMs;
+  /** A wait bounded by timeoutMs from now, and never past the hard deadline. */
+  private waitLimit(): number {
+    return Math.min(monotonicMs() + this.timeoutMs, this.hardDeadline);
+  }
+
+  /**
+   * Connects within timeoutMs; "localhost" tries 127.0.0.1, then ::1. Throws ClamdError connect/timeout.
+   * `hardDeadline` (monotonic ms) bounds the whole conversation, however it trickles: each partial send
+   * would otherwise start a fresh timeout.
+   */
+  static open(endpoint: ClamdEndpoint, timeoutMs: number, hardDeadline = Infinity): Connection {
+    const deadline = Math.min(monotonicMs() + timeoutMs, hardDeadline);
     const desc = describeEndpoint(endpoint);
     let last: ClamdError | undefined;
     for (const addr of socketAddresses(endpoint)) {
@@ -239,9 +250,9 @@ export class Connection {
         if (last.kind === "timeout") break;
         continue;
       }
-      if (endpoint.kind !== "tls") return new Connection(fd, endpoint, timeoutMs);
+      if (endpoint.kind !== "tls") return new Connection(fd, endpoint, timeoutMs, undefined, hardDeadline);
       try {
-        return new Connection(fd, endpoint, timeoutMs, TlsChannel.handshake(fd, endpoint, deadline, timeoutMs, desc));
+        return new Connection(fd, endpoint, timeoutMs, TlsChannel.handshake(fd, endpoint, deadline, timeoutMs, desc), hardDeadline);
       } catch (err) {
         // The terminator was reached and refused or failed the handshake: another address of the same name
         // would only hide that behind a less telling error.
@@ -278,12 +289,12 @@ export class Connection {
   /** Sends all of `data`; each wait for buffer space is bounded by timeoutMs. */
   send(data: Uint8Array, what: string): SendResult {
     let off = 0;
-    let deadline = monotonicMs() + this.timeoutMs;
+    let deadline = this.waitLimit();
     while (off < data.length) {
       const n = this.tls ? this.tls.send(data.subarray(off)) : sendSome(this.fd, data.subarray(off));
       if (n > 0) {
         off += n;
-        deadline = monotonicMs() + this.timeoutMs;
+        deadline = this.waitLimit();
         continue;
       }
       if (n === -Errno.EPIPE || n === -Errno.ECONNRESET) return "peer-stopped";
@@ -298,7 +309,7 @@ export class Connection {
   sendFileDescriptor(fd: number): SendResult {
     if (this.tls) throw new ClamdError("refused", `Cannot pass fd ${fd} to clamd at ${this.description}: descriptor passing needs a unix socket (use stream mode)`);
     if (this.send(command("FILDES"), "zFILDES") === "peer-stopped") return "peer-stopped";
-    const deadline = monotonicMs() + this.timeoutMs;
+    const deadline = this.waitLimit();
     for (;;) {
       const n = sendDescriptor(this.fd, fd);
       if (n > 0) return "sent";
@@ -342,7 +353,7 @@ export class Connection {
    * cleanly between records. The whole record must arrive within timeoutMs.
    */
   readRecord(): Uint8Array | undefined {
-    const deadline = monotonicMs() + this.timeoutMs;
+    const deadline = this.waitLimit();
     for (;;) {
       const nul = this.pending.subarray(this.pendingStart, this.pendingEnd).indexOf(0);
       if (nul > MAX_RECORD_BYTES || (nul < 0 && this.pendingEnd - this.pendingStart > MAX_RECORD_BYTES)) {
