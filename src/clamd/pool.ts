@@ -375,11 +375,20 @@ export class ClamdPool {
   /**
    * The live endpoint not yet tried in this round with the fewest scans in flight; ties go round-robin.
    * Down endpoints are candidates too (after the live ones) when no checker runs, and in a retry round
-   * for the endpoints this scan itself saw fail.
+   * for the endpoints this scan itself saw fail. When every endpoint is down, those that failed fast
+   * (refused, closed: not a timeout) are tried anyway: a clamd that just restarted answers at once, and
+   * waiting for the next health PING would leave opens to the error policy meanwhile. A silent one is not
+   * retried per scan, or every open would wait out its timeout.
    */
   private pick(tried: Set<number>, retrying: Set<number> | undefined, now: number): number | undefined {
     const n = this.settings.endpoints.length;
     const trustMarks = _supervised(this.settings, this.shared, now);
+    let lastResort = false;
+    if (trustMarks) {
+      let anyUp = false;
+      for (let i = 0; i < n && !anyUp; i++) anyUp = this.shared.isUp(i);
+      lastResort = !anyUp;
+    }
     const offset = this.shared.nextTurn() % n;
     let best: number | undefined;
     let bestScore = Infinity;
@@ -387,7 +396,8 @@ export class ClamdPool {
       const i = (offset + k) % n;
       if (tried.has(i)) continue;
       const up = this.shared.isUp(i);
-      if (!up && trustMarks && !retrying?.has(i)) continue;
+      const fastFailure = lastResort && this.shared.lastKind(i) !== "timeout";
+      if (!up && trustMarks && !retrying?.has(i) && !fastFailure) continue;
       const score = this.shared.inFlight(i) + (up ? 0 : 1_000_000);
       if (score < bestScore) {
         best = i;

@@ -8,7 +8,7 @@ import { Connection } from "../../src/clamd/transport.ts";
 
 // Accepting needs no JavaScript: the kernel's backlog takes the connection while this thread is blocked
 // in the synchronous client. The listener never answers.
-let server: ReturnType<typeof Bun.listen>;
+let server: { port: number; stop(closeActive?: boolean): void };
 beforeAll(() => {
   server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
 });

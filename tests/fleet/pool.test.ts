@@ -141,7 +141,7 @@ describe("ClamdPool against three real clamds", () => {
     }
   }, 30000);
 
-  test("with every clamd down a scan reports an error at once; the first clamd back rejoins", async () => {
+  test("with every clamd down a scan reports an error at once (refusing endpoints are retried, silent ones not); the first clamd back rejoins", async () => {
     const trio = await Promise.all([startClamd(), startClamd(), startClamd()]);
     const settings = createPoolSettings({
       endpoints: endpointsOf(trio),
@@ -158,19 +158,16 @@ describe("ClamdPool against three real clamds", () => {
     try {
       expect(scanOnce(pool, "fd").outcome).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] } });
       await Promise.all(trio.map((c) => c.stop()));
-      // The first scan finds out (each endpoint not yet marked refuses); the next ones need not try at all.
+      // The first scan finds out (each endpoint not yet marked refuses). With all of them down, endpoints
+      // that refused are tried again by each scan — a refusal costs nothing, and a clamd that comes back is
+      // used at once instead of after the next health PING.
       const first = scanOnce(pool, "fd");
       expect(first.outcome.ok).toBe(false);
       await waitFor("all three marked down", () => poolHealth(settings).endpoints.every((e) => !e.up));
       const second = scanOnce(pool, "fd");
       expect(second.outcome.ok).toBe(false);
-      expect(second.outcome.attempts).toBe(0);
-      if (!second.outcome.ok) {
-        expect(second.outcome.error.kind).toBe("connect");
-        expect(second.outcome.error.message).toStartWith("No clamd endpoint is up: unix:");
-      }
+      if (!second.outcome.ok) expect(second.outcome.error.kind).toBe("connect");
       expect(second.ms).toBeLessThan(settings.timeoutMs);
-      expect(poolHealth(settings).counters.allDown).toBeGreaterThanOrEqual(1);
 
       await trio[2]!.restart();
       await waitFor("the restarted clamd to rejoin", () => changes.some((c) => c.index === 2 && c.up));
