@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { fstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FanotifyFsWatcher, chooseDirectoryWatcher, type DirEvents, type WatcherOptions } from "../../src/engine/dirwatch/index.ts";
+import { FanotifyFsWatcher, chooseDirectoryWatcher, type WatcherOptions } from "../../src/engine/dirwatch/index.ts";
+import { Recorder, bytes, text } from "../fixtures/dir-events.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
 
 let mount: TestMount;
@@ -14,41 +15,6 @@ afterAll(() => {
   mount?.unmount();
 });
 
-const text = (b: Uint8Array) => Buffer.from(b).toString("latin1");
-const bytes = (s: string) => Buffer.from(s, "latin1");
-
-class Recorder implements DirEvents {
-  added: string[] = [];
-  removed: string[] = [];
-  moved: [string, string][] = [];
-  files: [string, string][] = [];
-  overflows = 0;
-  problems: string[] = [];
-  directoryAdded(p: Uint8Array) {
-    this.added.push(text(p));
-  }
-  directoryRemoved(p: Uint8Array) {
-    this.removed.push(text(p));
-  }
-  directoryMoved(from: Uint8Array, to: Uint8Array) {
-    this.moved.push([text(from), text(to)]);
-  }
-  fileLanded(p: Uint8Array, why: string) {
-    this.files.push([text(p), why]);
-  }
-  overflow() {
-    this.overflows++;
-  }
-  limit(m: string) {
-    this.problems.push(m);
-  }
-  warning(m: string) {
-    this.problems.push(m);
-  }
-  whyOf(path: string): string[] {
-    return this.files.filter(([p]) => p === path).map(([, why]) => why);
-  }
-}
 
 /** fdinfo lines: the filesystem mark ("fanotify sdev:") and inode marks (here: ignore marks). */
 function kernelMarks(fd: number): { filesystem: number; ignore: number } {
@@ -111,11 +77,11 @@ test("a tree moved in from outside is reported with every file inside it", async
     renameSync(join(outside, "p"), join(dir, "p"));
     w.drain(rec);
     expect(rec.added.sort()).toEqual([`${dir}/p`, `${dir}/p/q`]);
-    for (const f of ["p/1", "p/q/2", "p/q/3"]) expect(rec.whyOf(`${dir}/${f}`)).toEqual(["created"]);
+    for (const f of ["p/1", "p/q/2", "p/q/3"]) expect(rec.filesNamed(`${dir}/${f}`)).toEqual(["created"]);
     // Ignore marks placed while it was outside are gone: a new file in it is reported.
     writeFileSync(join(dir, "p/q/4"), "4");
     w.drain(rec);
-    expect(rec.whyOf(`${dir}/p/q/4`)).toEqual(["close-write"]);
+    expect(rec.filesNamed(`${dir}/p/q/4`)).toEqual(["close-write"]);
   });
 });
 
@@ -142,8 +108,8 @@ test("a renamed directory reports later events under its new path, also for a wr
     writeFileSync(join(dir, "new/deep/after"), "x");
     w.drain(rec);
     expect(rec.moved).toEqual([[`${dir}/old`, `${dir}/new`]]);
-    expect(rec.whyOf(`${dir}/new/deep/just-before`)).toEqual(["close-write"]);
-    expect(rec.whyOf(`${dir}/new/deep/after`)).toEqual(["close-write"]);
+    expect(rec.filesNamed(`${dir}/new/deep/just-before`)).toEqual(["close-write"]);
+    expect(rec.filesNamed(`${dir}/new/deep/after`)).toEqual(["close-write"]);
   });
 });
 
@@ -261,7 +227,7 @@ test("renaming a directory above the include path takes the tree away, and renam
     w.addTree(bytes(root), []);
     writeFileSync(join(root, "sub/first"), "x");
     w.drain(rec);
-    expect(rec.whyOf(`${root}/sub/first`)).toEqual(["close-write"]);
+    expect(rec.filesNamed(`${root}/sub/first`)).toEqual(["close-write"]);
     renameSync(join(dir, "parent"), join(dir, "elsewhere"));
     writeFileSync(join(dir, "elsewhere/root/sub/while-away"), "x");
     w.drain(rec);
@@ -272,10 +238,10 @@ test("renaming a directory above the include path takes the tree away, and renam
     w.drain(rec);
     expect(rec.added).toEqual([root, `${root}/sub`]);
     // Back in place: what it holds is reported (it was out of sight), and new writes raise events again.
-    for (const f of ["while-away", "while-away-2"]) expect(rec.whyOf(`${root}/sub/${f}`)).toEqual(["created"]);
+    for (const f of ["while-away", "while-away-2"]) expect(rec.filesNamed(`${root}/sub/${f}`)).toEqual(["created"]);
     writeFileSync(join(root, "sub/back"), "x");
     w.drain(rec);
-    expect(rec.whyOf(`${root}/sub/back`)).toEqual(["close-write"]);
+    expect(rec.filesNamed(`${root}/sub/back`)).toEqual(["close-write"]);
   });
 });
 
@@ -291,7 +257,7 @@ test("an include path deleted and made again is covered again, and the hook meet
       writeFileSync(join(root, "f"), "x");
       w.drain(rec);
       expect(seen).toEqual([root, root]);
-      expect(rec.whyOf(`${root}/f`)).toContain("close-write");
+      expect(rec.filesNamed(`${root}/f`)).toContain("close-write");
     },
     { onDirectory: (_fd, p) => void seen.push(text(p)) },
   );

@@ -8,13 +8,13 @@ import {
   createDirectoryWatcher,
   listDirectory,
   runDirectoryWatcher,
-  type DirEvents,
   type DirectoryWatcher,
   type WatcherKind,
   type WatcherOptions,
 } from "../../src/engine/dirwatch/index.ts";
 import { WakeFd } from "../../ffi/poll.ts";
 import { libc } from "../../ffi/libc.ts";
+import { Recorder, bytes, text } from "../fixtures/dir-events.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -27,43 +27,6 @@ afterAll(() => {
   mount?.unmount();
 });
 
-const text = (b: Uint8Array) => Buffer.from(b).toString("latin1");
-const bytes = (s: string) => Buffer.from(s, "latin1");
-
-/** Everything a watcher reported, paths as latin1 strings (one char per byte: exact). */
-class Recorder implements DirEvents {
-  added: string[] = [];
-  removed: string[] = [];
-  moved: [string, string][] = [];
-  files: [string, string][] = [];
-  overflows = 0;
-  limits: string[] = [];
-  warnings: string[] = [];
-  directoryAdded(p: Uint8Array) {
-    this.added.push(text(p));
-  }
-  directoryRemoved(p: Uint8Array) {
-    this.removed.push(text(p));
-  }
-  directoryMoved(from: Uint8Array, to: Uint8Array) {
-    this.moved.push([text(from), text(to)]);
-  }
-  fileLanded(p: Uint8Array, why: string) {
-    this.files.push([text(p), why]);
-  }
-  overflow() {
-    this.overflows++;
-  }
-  limit(m: string) {
-    this.limits.push(m);
-  }
-  warning(m: string) {
-    this.warnings.push(m);
-  }
-  filesNamed(path: string): string[] {
-    return this.files.filter(([p]) => p === path).map(([, why]) => why);
-  }
-}
 
 /** The marks (fanotify) or watches (inotify) the kernel holds for the watcher's fd. */
 function kernelWatches(w: DirectoryWatcher): number {
