@@ -2,53 +2,80 @@
 // (readlink of /proc/self/fd/N, as raw bytes: names may hold newlines or invalid UTF-8).
 import { cstr, errno, libc, structBuffer } from "./libc.ts";
 
-// struct stat offsets for x86_64 and aarch64 (asm-generic) differ; both are described here.
-// Hint: x86_64 puts st_nlink before st_mode; asm-generic (arm64) puts st_mode first.
-const isX64 = process.arch === "x64";
-const ST = isX64
-  ? { size: 144, dev: 0, ino: 8, mode: 24, uid: 28, fsize: 48, mtimeSec: 88, mtimeNsec: 96, ctimeSec: 104, ctimeNsec: 112 }
-  : { size: 128, dev: 0, ino: 8, mode: 16, uid: 24, fsize: 48, mtimeSec: 88, mtimeNsec: 96, ctimeSec: 104, ctimeNsec: 112 };
+// statx(2) through syscall(): one struct layout on every architecture, exported by every C library (glibc
+// exports `fstat` only since 2.33, musl has no statx wrapper before 1.2.5), and AT_STATX_DONT_SYNC lets a
+// thread that must never block (the fanotify reader) ask NFS, CIFS or FUSE for cached attributes only.
+// Hint: struct statx (linux/stat.h) is 256 bytes; the offsets below are the kernel's.
+const SYS_statx = process.arch === "arm64" ? 291 : 332;
+const AT_EMPTY_PATH = 0x1000;
+export const AT_STATX_DONT_SYNC = 0x4000;
+const STATX_BASIC_STATS = 0x7ff;
+const STATX_MNT_ID = 0x1000;
+const STX = {
+  size: 256, mask: 0, blksize: 4, nlink: 16, uid: 20, gid: 24, mode: 28, ino: 32, fsize: 40,
+  ctime: 96, mtime: 112, devMajor: 136, devMinor: 140, mntId: 144,
+} as const;
 
 export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;
 
-/** The fields of struct stat onacc uses. Numbers: dev/ino fit in 53 bits on every filesystem seen here. */
+/** The fields of struct statx onacc uses. Numbers: dev/ino fit in 53 bits on every filesystem seen here. */
 export interface FdStat {
+  /** st_dev as stat(2) and node's fs.statSync report it (glibc's makedev of major:minor). */
   dev: number;
   ino: number;
   mode: number;
   uid: number;
+  gid: number;
+  nlink: number;
   size: number;
   // Seconds and nanoseconds apart: a double of sec*1e9+nsec would lose the last bits.
   mtimeSec: number;
   mtimeNsec: number;
   ctimeSec: number;
   ctimeNsec: number;
+  /** The mount the fd was opened through (0 when the kernel does not report it: before 5.8). */
+  mntId: number;
 }
 
-/** Reusable fstat for one thread. Returns errno (0 on success) and fills `out`. */
+/** glibc's makedev(): the st_dev encoding of stat(2). */
+export function makeDev(major: number, minor: number): number {
+  const lo = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & 0xfff00) << 12);
+  const hi = (major >>> 12) & 0xfffff;
+  return hi * 4294967296 + (lo >>> 0);
+}
+
+/** Reusable fstat (statx on the fd) for one thread. Returns errno (0 on success) and fills `out`. */
 export class Fstat {
-  private readonly buf = structBuffer(ST.size);
+  private readonly buf = structBuffer(STX.size);
   private readonly view = new DataView(this.buf.buffer);
-  stat(fd: number, out: FdStat): number {
-    if (libc.fstat(fd, this.buf) !== 0) return errno();
+  private readonly empty = structBuffer(1);
+  /**
+   * `flags` may add AT_STATX_DONT_SYNC: on a network or FUSE file system the attributes then come from
+   * the client's cache, so the call cannot wait on a stalled server (they may be stale there).
+   */
+  stat(fd: number, out: FdStat, flags = 0): number {
+    if (libc.syscall(SYS_statx, fd, this.empty, AT_EMPTY_PATH | flags, STATX_BASIC_STATS | STATX_MNT_ID, this.buf) !== 0) return errno();
     const v = this.view;
-    out.dev = Number(v.getBigUint64(ST.dev, true));
-    out.ino = Number(v.getBigUint64(ST.ino, true));
-    out.mode = v.getUint32(ST.mode, true);
-    out.uid = v.getUint32(ST.uid, true);
-    out.size = Number(v.getBigInt64(ST.fsize, true));
-    out.mtimeSec = Number(v.getBigInt64(ST.mtimeSec, true));
-    out.mtimeNsec = Number(v.getBigInt64(ST.mtimeNsec, true));
-    out.ctimeSec = Number(v.getBigInt64(ST.ctimeSec, true));
-    out.ctimeNsec = Number(v.getBigInt64(ST.ctimeNsec, true));
+    out.dev = makeDev(v.getUint32(STX.devMajor, true), v.getUint32(STX.devMinor, true));
+    out.ino = Number(v.getBigUint64(STX.ino, true));
+    out.mode = v.getUint16(STX.mode, true);
+    out.uid = v.getUint32(STX.uid, true);
+    out.gid = v.getUint32(STX.gid, true);
+    out.nlink = v.getUint32(STX.nlink, true);
+    out.size = Number(v.getBigUint64(STX.fsize, true));
+    out.mtimeSec = Number(v.getBigInt64(STX.mtime, true));
+    out.mtimeNsec = v.getUint32(STX.mtime + 8, true);
+    out.ctimeSec = Number(v.getBigInt64(STX.ctime, true));
+    out.ctimeNsec = v.getUint32(STX.ctime + 8, true);
+    out.mntId = (v.getUint32(STX.mask, true) & STATX_MNT_ID) !== 0 ? Number(v.getBigUint64(STX.mntId, true)) : 0;
     return 0;
   }
 }
 
 export function emptyStat(): FdStat {
-  return { dev: 0, ino: 0, mode: 0, uid: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0 };
+  return { dev: 0, ino: 0, mode: 0, uid: 0, gid: 0, nlink: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, mntId: 0 };
 }
 
 const PATH_MAX = 4096;
