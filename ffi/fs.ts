@@ -74,6 +74,35 @@ export class Fstat {
   }
 }
 
+// fcntl(2) leases (<fcntl.h>, <asm-generic/fcntl.h>).
+const F_SETLEASE = 1024;
+const F_RDLCK = 0;
+const F_UNLCK = 2;
+
+/**
+ * Is anyone able to change this file's contents right now? A read lease is refused (EAGAIN) while any
+ * descriptor or shared mapping holds the file open for writing, and a mapping keeps it open for writing
+ * after its descriptor is closed. Stores through such a mapping raise no fsnotify event and, once a page is
+ * writable, move no timestamp: a verdict must never be cached or trusted while a writer exists. The
+ * lease is held for two syscalls only; a writer opening in between gets it broken at once (SIGIO, which
+ * the process ignores: see ignoreLeaseBreaks()). Needs CAP_LEASE for files of other owners.
+ */
+export class WriterProbe {
+  /** errno of the last probe that could not tell (not EAGAIN): EACCES without CAP_LEASE, EINVAL where leases are off. */
+  lastErrno = 0;
+  /** "none", "some", or "unknown" (caching must then be off for the file). */
+  writers(fd: number): "none" | "some" | "unknown" {
+    if (libc.fcntl(fd, F_SETLEASE, F_RDLCK) !== 0) {
+      const e = errno();
+      if (e === 11 /* EAGAIN */) return "some";
+      this.lastErrno = e;
+      return "unknown";
+    }
+    libc.fcntl(fd, F_SETLEASE, F_UNLCK);
+    return "none";
+  }
+}
+
 export function emptyStat(): FdStat {
   return { dev: 0, ino: 0, mode: 0, uid: 0, gid: 0, nlink: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, mntId: 0 };
 }

@@ -48,6 +48,10 @@ const lib = dlopen("libc.so.6", {
   fstatfs: { args: [i32, ptr], returns: i32 },
   // Advisory whole-file locks: log rotation by several threads renames a file only under its lock.
   flock: { args: [i32, i32], returns: i32 },
+  // fcntl(F_SETLEASE): the probe for writers a cached verdict must not outlive (see fs.ts WriterProbe).
+  fcntl: { args: [i32, i32, i64_fast], returns: i32 },
+  // signal(SIGIO, SIG_IGN): a lease break signals the lease holder (see process.ts).
+  signal: { args: [i32, u64_fast], returns: u64_fast },
 });
 
 // *_fast results are typed number | bigint; sizes and counts here never exceed 2^53, so call them numbers.

@@ -43,6 +43,18 @@ export function userOfUid(uid: number): string | undefined {
   return namePtr ? new CString(namePtr as Pointer).toString() : undefined;
 }
 
+const SIGIO = 29; // x86_64 and arm64 alike
+const SIG_IGN = 1;
+
+/**
+ * A probe for writers takes a read lease for a moment (ffi/fs.ts WriterProbe); a writer opening the file
+ * in that moment makes the kernel signal SIGIO to the lease holder, whose default action ends the process.
+ * Process-wide, once at start-up.
+ */
+export function ignoreLeaseBreaks(): void {
+  libc.signal(SIGIO, SIG_IGN);
+}
+
 export function getpid(): number {
   return libc.getpid();
 }

@@ -76,9 +76,10 @@ type RecordMeaning =
   | { kind: "failure"; errorKind: ClamdErrorKind; message: string };
 
 const SIZE_LIMIT = "INSTREAM size limit exceeded";
-// Statuses clamd gives for an object it did not find anything in (scanner.c): "Empty file", and paths
-// its own ExcludePath/CrossFilesystems rules skip.
-const CLEAN_STATUSES = new Set(["OK", "Empty file", "Excluded", "Excluded (another filesystem)"]);
+// Statuses clamd gives for an object it scanned and found nothing in (scanner.c).
+const CLEAN_STATUSES = new Set(["OK", "Empty file"]);
+// Paths clamd's own ExcludePath/CrossFilesystems rules skip: not scanned at all, so no verdict.
+const SKIPPED_STATUSES = new Set(["Excluded", "Excluded (another filesystem)"]);
 // Answers without a subject: clamd refused the request itself, not a file.
 const REFUSALS = ["UNKNOWN COMMAND", "COMMAND UNAVAILABLE", "COMMAND READ TIMED OUT"];
 
@@ -118,6 +119,7 @@ function meaningOf(recordBytes: Uint8Array, subject: ReplySubject): RecordMeanin
   if (skip >= 0) {
     const status = decoder.decode(recordBytes.subarray(skip));
     if (CLEAN_STATUSES.has(status)) return { kind: "clean" };
+    if (SKIPPED_STATUSES.has(status)) return { kind: "file-error", message: `${status}: clamd's own configuration skipped it, nothing was scanned` };
     if (status.startsWith("ALLMATCHSCAN command disabled")) return { kind: "failure", errorKind: "refused", message: status };
     if (status.endsWith("ERROR")) return { kind: "file-error", message: status };
     return { kind: "failure", errorKind: "protocol", message: `unexpected reply ${JSON.stringify(record)}` };

@@ -27,7 +27,9 @@ import {
 import { retireFd } from "../../ffi/fs.ts";
 import { libc, monotonicMs } from "../../ffi/libc.ts";
 import { WakeFd } from "../../ffi/poll.ts";
-import { getpid, raiseNofileLimit, uidOfUser } from "../../ffi/process.ts";
+import { getpid, ignoreLeaseBreaks, raiseNofileLimit, uidOfUser } from "../../ffi/process.ts";
+import { pidListeningOn } from "../clamd/local-clamd.ts";
+import { TrustedProcesses, identify, type ProcessIdentity } from "./trusted-processes.ts";
 import { VerdictCache } from "./cache.ts";
 import { Invalidation } from "./invalidation.ts";
 import { flushKernelCache } from "./kernel-cache.ts";
@@ -39,6 +41,7 @@ import { DIRWATCH_WORKER, READER_WORKER, SCANNER_WORKER } from "../worker-entrie
 import type { DddSettings } from "./ddd.ts";
 import { Watchdog } from "./watchdog.ts";
 
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 /** Slack on top of OnAccessCurlTimeout × attempts before the watchdog answers for a scan. */
 const DEADLINE_MARGIN_MS = 1000;
 const WATCHDOG_INTERVAL_MS = 100;
@@ -133,28 +136,34 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   }
   const mode = chooseScanMode(opts, endpoints, log);
 
-  // At least one clamd must answer. The PID of every local one (SO_PEERCRED) and clamd's User are never
-  // scanned, so clamd opening a file can never wait on onacc — the deadlock a root clamd causes in clamonacc.
-  const excludePids: number[] = [];
+  // At least one clamd must answer. Every clamd on this host (its socket's peer, or its loopback TCP
+  // listener) and clamd's User are never scanned, so clamd opening a file can never wait on onacc — the
+  // deadlock a root clamd causes in clamonacc. A PID onacc cannot see (0) is no identity.
+  const clamdProcesses: ProcessIdentity[] = [];
+  const clamdUid = config.clamdUser ? uidOfUser(config.clamdUser) : undefined;
+  const trustedUids = clamdUid === undefined ? [0] : [0, clamdUid];
   const failures: string[] = [];
   for (const e of endpoints) {
     const probe = new ClamdClient({ endpoint: e, timeoutMs: oa.timeoutMs, retries: oa.retryAttempts, streamMaxLength: config.streamMaxLength });
     try {
       probe.ping();
-      const pid = e.kind === "unix" ? probe.peerPid() : undefined;
-      if (pid !== undefined) excludePids.push(pid);
+      const pid = e.kind === "unix" ? probe.peerPid() : e.kind === "tcp" && LOOPBACK.has(e.host) ? pidListeningOn(e.port, trustedUids) : undefined;
+      const id = identify(pid);
+      if (id && !clamdProcesses.some((p) => p.pid === id.pid)) clamdProcesses.push(id);
     } catch (err) {
       failures.push(err instanceof Error ? err.message : String(err));
     }
   }
   if (failures.length === endpoints.length) throw new ClamdError("connect", failures.join("; "));
   for (const f of failures) log.warn(`${f}; retrying it in the background`);
-  const clamdPid = excludePids[0];
+  const trusted = TrustedProcesses.create();
+  trusted.set(clamdProcesses);
+  ignoreLeaseBreaks();
   const excludeUids = new Set(oa.excludeUids);
   if (oa.excludeRootUid) excludeUids.add(0);
-  const clamdLocal = endpoints.some((e) => e.kind === "unix" || ["127.0.0.1", "::1", "localhost"].includes(e.host));
+  const clamdLocal = endpoints.some((e) => e.kind === "unix" || LOOPBACK.has(e.host));
   if (config.clamdUser && clamdLocal) {
-    const uid = uidOfUser(config.clamdUser);
+    const uid = clamdUid;
     if (uid !== undefined && uid !== 0) excludeUids.add(uid);
     // A root clamd is excluded by PID only: excluding uid 0 would leave every root process unscanned.
   }
@@ -183,7 +192,6 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     O_RDONLY | O_CLOEXEC,
   );
   const ring = EventRing.create(ringCapacity());
-  if (clamdPid !== undefined) ring.setClamdPid(clamdPid);
   const userCache = opts.cacheSize > 0 ? VerdictCache.create(opts.cacheSize) : undefined;
   const wake = new WakeFd();
   const settings: EngineSettings = {
@@ -194,7 +202,8 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     prevention,
     denyOnError: oa.denyOnError,
     maxFileSize: oa.maxFileSize,
-    exclusions: { pids: excludePids, uids: [...excludeUids], paths: oa.excludePaths, watched: [...oa.includePaths, ...oa.mountPaths] },
+    exclusions: { uids: [...excludeUids], paths: oa.excludePaths, watched: [...oa.includePaths, ...oa.mountPaths] },
+    clamdProcesses: trusted.sab,
     checkPathsInReader: oa.mountPaths.length > 0,
     scan: { mode, allmatch: opts.allmatch, pool, latency: latency.buffer },
     cache: { user: userCache?.buffers, kernel: opts.kernelCache, ignoreMask: prevention ? FAN_OPEN_PERM : FAN_OPEN },
@@ -253,6 +262,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   const useWatcher = includes.length > 0 && (!oa.disableDDD || oa.extraScanning);
   const dirWake = useWatcher ? new WakeFd() : undefined;
   let watcherDirs = 0;
+  let unwatched: string[] = [];
   if (useWatcher) {
     const ddd: DddSettings = {
       follow: !oa.disableDDD,
@@ -262,9 +272,12 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       markMask: mask,
       wakeFd: dirWake!.fd,
     };
-    watcherDirs = Number(await spawn(DIRWATCH_WORKER, { settings, ddd }, "dirwatch"));
+    const report = JSON.parse((await spawn(DIRWATCH_WORKER, { settings, ddd }, "dirwatch")) ?? "{}") as { dirs?: number; unwatched?: string[] };
+    watcherDirs = report.dirs ?? 0;
+    unwatched = report.unwatched ?? [];
+    for (const p of unwatched) log.warn(`new folders under "${p}" are not followed (the directory watcher cannot take it); its existing folders are protected`);
   }
-  const marks = placeMarks(group, mask, { mountPaths: oa.mountPaths, includePaths: useWatcher ? [] : includes, excludePaths: oa.excludePaths });
+  const marks = placeMarks(group, mask, { mountPaths: oa.mountPaths, includePaths: useWatcher ? unwatched : includes, excludePaths: oa.excludePaths });
   marks.directories += watcherDirs;
   for (const p of marks.problems) log.warn(p);
   if (marks.directories + marks.mounts === 0) {
@@ -279,7 +292,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     `watching ${marks.directories} directories and ${marks.mounts} mounts${useWatcher ? (oa.disableDDD ? "" : ", following new directories") : ""}${oa.extraScanning ? ", extra scanning" : ""}; ` +
       `${oa.maxThreads} scanners; scan mode ${mode} via ${endpoints.map(describeEndpoint).join(", ")}; ` +
       `prevention ${prevention ? "on" : "off"}, error policy ${errorResponse(settings) === FAN_ALLOW ? "allow" : "deny"}; ring ${ring.capacity}` +
-      (clamdPid !== undefined ? `; clamd pid ${clamdPid} excluded` : ""),
+      clamdProcesses.map((p) => `; clamd pid ${p.pid} excluded`).join(""),
   );
 
   const health = startHealthChecks(pool, (c) =>
@@ -317,19 +330,23 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     }
     flushRetry = undefined;
   };
-  const invalidation =
-    userCache || opts.kernelCache
-      ? new Invalidation({
-          endpoint: endpoints[0]!,
-          databaseDirectory: config.databaseDirectory ?? (clamdLocal ? "/var/lib/clamav" : undefined),
-          timeoutMs: oa.timeoutMs,
-          flush: flushCaches,
-          suspendCaching: (on) => ring.setCachingSuspended(on),
-          clamdPid: (pid) => ring.setClamdPid(pid),
-          warn: (m) => log.warn(m),
-        })
-      : undefined;
-  invalidation?.start();
+  // Always running: besides cache invalidation it keeps clamd's processes (never scanned) current.
+  const cachesOn = userCache !== undefined || opts.kernelCache;
+  const invalidation = new Invalidation({
+    endpoints,
+    databaseDirectory: config.databaseDirectory,
+    timeoutMs: oa.timeoutMs,
+    trustedUids,
+    flush: (reason) => cachesOn && flushCaches(reason),
+    suspendCaching: (on) => ring.setCachingSuspended(on),
+    clamdProcesses: (list) => {
+      trusted.set(list);
+      log.verbose(list.length ? `clamd processes never scanned: ${list.map((p) => `pid ${p.pid}`).join(", ")}` : "no clamd process on this host is known now");
+    },
+    warn: (m) => log.warn(m),
+    verbose: (m) => log.verbose(m),
+  });
+  void invalidation.start();
 
   let stopped = false;
   running = true;
@@ -359,7 +376,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       running = false;
       clearInterval(timer);
       clearTimeout(flushRetry);
-      invalidation?.stop();
+      invalidation.stop();
       health.stop();
       ring.stop();
       wake.wake();

@@ -117,6 +117,23 @@ export class VerdictCache {
     }
   }
 
+  /** Forgets this file version (a flush overlapped the insert). */
+  remove(st: FdStat): void {
+    this.lock();
+    try {
+      const i = this.find(st);
+      if (i === NONE) return;
+      this.unlinkBucket(i);
+      this.unlinkLru(i);
+      // Keep entries dense: move the last used entry into the freed index.
+      const last = this.header[H_USED]! - 1;
+      if (i !== last) this.moveEntry(last, i);
+      this.header[H_USED] = last;
+    } finally {
+      this.unlock();
+    }
+  }
+
   /** Forgets every verdict (signatures changed). */
   clear(): void {
     this.lock();
@@ -186,6 +203,27 @@ export class VerdictCache {
     this.keyF[f + 4] = st.ctimeSec;
     this.keyI[k] = st.mtimeNsec;
     this.keyI[k + 1] = st.ctimeNsec;
+  }
+
+  /** Moves entry `from` to the free index `to`, fixing its bucket chain and LRU neighbours. */
+  private moveEntry(from: number, to: number): void {
+    this.unlinkBucket(from);
+    const p = this.prev[from]!;
+    const n = this.next[from]!;
+    const f = from * 5;
+    const t = to * 5;
+    for (let k = 0; k < 5; k++) this.keyF[t + k] = this.keyF[f + k]!;
+    this.keyI[to * 2] = this.keyI[from * 2]!;
+    this.keyI[to * 2 + 1] = this.keyI[from * 2 + 1]!;
+    this.prev[to] = p;
+    this.next[to] = n;
+    if (p !== NONE) this.next[p] = to;
+    else this.header[H_HEAD] = to;
+    if (n !== NONE) this.prev[n] = to;
+    else this.header[H_TAIL] = to;
+    const b = this.bucketOf(this.keyF[t]!, this.keyF[t + 1]!);
+    this.chainNext[to] = this.bucketHead[b]!;
+    this.bucketHead[b] = to + 1;
   }
 
   private unlinkBucket(i: number): void {

@@ -71,10 +71,11 @@ export function runDdd(s: EngineSettings, d: DddSettings, post: (m: WorkerMessag
       ring.count("extraScans");
       return;
     }
+    // Background scans may fill only their share of the queue: opens come first.
     libc.close(fd);
-    ring.count("ringFull");
+    ring.count("extraScansDeferred");
     const n = fullLimit.hit(monotonicMs());
-    if (n !== null) log("warn", withSuppressed(`event queue full: ${text(path)} landed but was not scanned`, n));
+    if (n !== null) log("warn", withSuppressed(`event queue busy with opens: ${text(path)} landed but is scanned only when it is opened`, n));
   };
 
   // Folders that appeared in the last few seconds: files found in them are scanned even without extra
@@ -116,9 +117,16 @@ export function runDdd(s: EngineSettings, d: DddSettings, post: (m: WorkerMessag
 
   const excluded = d.excludePaths.map((p) => Buffer.from(p));
   let dirs = 0;
-  for (const root of d.includePaths) dirs += watcher.addTree(Buffer.from(root), excluded, events);
+  // A tree the watcher cannot take (a file system its kind of mark does not support) still needs its
+  // prevention marks: the agent places them itself.
+  const unwatched: string[] = [];
+  for (const root of d.includePaths) {
+    const n = watcher.addTree(Buffer.from(root), excluded, events);
+    if (n === 0) unwatched.push(root);
+    dirs += n;
+  }
   initial = false;
-  post({ type: "ready", worker: "dirwatch", detail: `${dirs}` });
+  post({ type: "ready", worker: "dirwatch", detail: JSON.stringify({ dirs, unwatched }) });
   if (!d.follow && !d.extraScanning) {
     watcher.close();
     return;

@@ -1,7 +1,8 @@
 // The kernel-side verdict cache: after a clean verdict, an evictable ignore mark for the open event on
 // that inode, added through the event's fd. Later opens raise no event at all; the kernel drops the mark
-// by itself on the next write (no FAN_MARK_IGNORED_SURV_MODIFY). Flushing it when signatures change
-// keeps every watched directory covered throughout (see flushKernelCache).
+// by itself on the next write (no FAN_MARK_IGNORED_SURV_MODIFY). Writes through a shared mapping raise no
+// event, so only files no untrusted user can write get a mark (cache-rules.ts). Flushing it when
+// signatures change keeps every watched directory covered throughout (see flushKernelCache).
 import { readFileSync, statSync } from "node:fs";
 import { Errno } from "../../ffi/errors.ts";
 import {
@@ -14,22 +15,16 @@ import {
   fanotifyMark,
   fanotifyMarkErrno,
 } from "../../ffi/fanotify.ts";
-import { FsType, LOCAL_FS_MAGIC, type FdStat, type Fstat } from "../../ffi/fs.ts";
+import type { FdStat, Fstat, WriterProbe } from "../../ffi/fs.ts";
 import { AT_FDCWD } from "../../ffi/process.ts";
+import { kernelMarkAllowed, noWriters, sameVersion } from "./cache-rules.ts";
 import { placeMarks, type MarkReport, type MarkTargets } from "./marks.ts";
 import type { EventRing } from "./ring.ts";
 
-export function sameVersion(a: FdStat, b: FdStat): boolean {
-  return (
-    a.size === b.size && a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec && a.ctimeSec === b.ctimeSec && a.ctimeNsec === b.ctimeNsec
-  );
-}
 
-/** Per-thread helper that adds ignore marks for clean files. */
+/** Per-thread helper that adds ignore marks for clean files. The caller decides the file is on a local file system. */
 export class KernelCache {
   private enabled = true;
-  private readonly fsType = new FsType();
-  private readonly localByDev = new Map<number, boolean>();
   constructor(
     private readonly group: number,
     /** FAN_OPEN_PERM with prevention, FAN_OPEN without. */
@@ -37,12 +32,12 @@ export class KernelCache {
   ) {}
 
   /**
-   * Marks the file behind `fd` clean. `before` is its fstat from before the scan: if the file changed since
-   * (a write before the mark shows in ctime), the mark is taken off again. A write after the mark clears it.
-   * Returns "marked", "undone" or "off".
+   * Marks the file behind `fd` clean. `before` is its stat from before the scan: if the file changed since
+   * (a write before the mark shows in ctime), or anyone holds it open for writing, the mark is taken off
+   * again. A write after the mark clears it. Returns "marked", "undone" or "off" (not allowed here).
    */
-  markClean(fd: number, before: FdStat, fstat: Fstat, after: FdStat): "marked" | "undone" | "off" {
-    if (!this.enabled || !this.isLocal(fd, before.dev)) return "off";
+  markClean(fd: number, before: FdStat, fstat: Fstat, after: FdStat, probe: WriterProbe): "marked" | "undone" | "off" {
+    if (!this.enabled || !kernelMarkAllowed(before)) return "off";
     const e = fanotifyMarkErrno(this.group, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_EVICTABLE, this.ignoreMask, fd, null);
     if (e !== 0) {
       // Kernels before 5.19 have no evictable marks; pinning every clean inode in memory is not worth
@@ -50,21 +45,18 @@ export class KernelCache {
       if (e === Errno.EINVAL) this.enabled = false;
       return "off";
     }
-    if (fstat.stat(fd, after) !== 0 || !sameVersion(before, after)) {
-      fanotifyMarkErrno(this.group, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, this.ignoreMask, fd, null);
+    // Checked after the mark is in place: a writer that came before it shows here, one after it must open
+    // the file anew, which only root can (kernelMarkAllowed).
+    if (fstat.stat(fd, after) !== 0 || !sameVersion(before, after) || !kernelMarkAllowed(after) || !noWriters(fd, probe)) {
+      this.unmark(fd);
       return "undone";
     }
     return "marked";
   }
 
-  // Only where every write raises an fsnotify event (which clears the mark): not on NFS, CIFS or FUSE.
-  private isLocal(fd: number, dev: number): boolean {
-    let local = this.localByDev.get(dev);
-    if (local === undefined) {
-      local = LOCAL_FS_MAGIC.has(this.fsType.of(fd));
-      this.localByDev.set(dev, local);
-    }
-    return local;
+  /** Takes a mark off again (a flush overlapped it). */
+  unmark(fd: number): void {
+    fanotifyMarkErrno(this.group, FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK, this.ignoreMask, fd, null);
   }
 }
 

@@ -1,6 +1,8 @@
 // The reader: drains the fanotify group, answers at once what needs no scan (onacc's own opens, clamd,
-// excluded users and paths, non-regular and oversized files) and queues the rest into the ring. It never
-// blocks on slow work and never opens a file: anything it waited on could be waiting on it.
+// excluded users and paths, non-regular and oversized files, versions found clean before) and queues the
+// rest into the ring. It never blocks on slow work and never opens a file: anything it waited on could be
+// waiting on it. Its only syscalls on an event's file are statx with AT_STATX_DONT_SYNC (never a trip to a
+// network or FUSE server) and, on local file systems, the writer probe of a cache hit.
 import {
   FAN_ALL_PERM_EVENTS,
   FAN_ALLOW,
@@ -10,16 +12,20 @@ import {
   forEachEvent,
 } from "../../ffi/fanotify.ts";
 import { Errno, errnoName } from "../../ffi/errors.ts";
-import { FdPath, Fstat, S_IFMT, S_IFREG, emptyStat } from "../../ffi/fs.ts";
+import { AT_STATX_DONT_SYNC, FdPath, Fstat, S_IFMT, S_IFREG, WriterProbe, emptyStat } from "../../ffi/fs.ts";
 import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
+import { ProcReader } from "../../ffi/procfs.ts";
 import { VerdictCache } from "./cache.ts";
+import { noWriters } from "./cache-rules.ts";
+import { FsLocality } from "./fs-locality.ts";
 import { Exclusions } from "./exclusions.ts";
 import { KernelCache } from "./kernel-cache.ts";
 import { errorResponse } from "./policy.ts";
 import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag } from "./ring.ts";
 import type { EngineSettings, WorkerMessage } from "./settings.ts";
+import { TrustedProcesses } from "./trusted-processes.ts";
 
 const READ_BUFFER = 64 * 1024; // ~2,700 event records per read()
 
@@ -46,6 +52,10 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
   const cache = s.cache.user ? VerdictCache.attach(s.cache.user) : undefined;
   const kernelCache = s.cache.kernel ? new KernelCache(s.group, s.cache.ignoreMask) : undefined;
   const after = emptyStat();
+  const proc = new ProcReader();
+  const clamd = TrustedProcesses.attach(s.clamdProcesses);
+  const locality = new FsLocality();
+  const probe = new WriterProbe();
 
   const answer = (fd: number, perm: boolean, response: number) => {
     if (perm) responder.respond(fd, response);
@@ -62,17 +72,18 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
     if (fd < 0) return;
     ring.count("events");
     const perm = (mask & FAN_ALL_PERM_EVENTS) !== 0;
-    if (pid === s.ownPid) {
+    if (pid === s.ownPid && pid > 0) {
       ring.count("ownPid");
       return answer(fd, perm, FAN_ALLOW);
     }
     const now = monotonicMs();
-    // clamd's PID is also refreshed at run time: a restarted clamd must not wait on onacc either.
-    if (exclusions.pid(pid) || pid === ring.clamdPid() || (checkUids && exclusions.uidOf(pid, now))) {
+    // clamd never waits on onacc (its PID checked against its start time: a reused PID is someone else);
+    // an opener onacc cannot see (pid 0) matches no exclusion.
+    if (clamd.matches(pid, proc) || (checkUids && exclusions.uid(pid, proc))) {
       ring.count("excluded");
       return answer(fd, perm, FAN_ALLOW);
     }
-    if (fstat.stat(fd, st) !== 0) {
+    if (fstat.stat(fd, st, AT_STATX_DONT_SYNC) !== 0) {
       ring.count("vanished");
       return answer(fd, perm, FAN_ALLOW);
     }
@@ -98,17 +109,21 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
         return answer(fd, perm, FAN_ALLOW);
       }
     }
-    // A file just written (FAN_CLOSE_WRITE) is scanned whatever the cache says.
-    if (cache && !(mask & FAN_CLOSE_WRITE)) {
-      if (cache.has(st)) {
+    // Network and FUSE files: their attributes above came from a cache, and their writes may come from
+    // elsewhere. No verdict is cached for them, and a scanner treats them without a stat.
+    const local = locality.isLocal(st.mntId, pid, now);
+    // A file just written (FAN_CLOSE_WRITE) is scanned whatever the cache says; a hit counts only while
+    // nobody holds the file open for writing (a shared mapping can change it without a trace).
+    if (cache && local && !(mask & FAN_CLOSE_WRITE)) {
+      if (cache.has(st) && noWriters(fd, probe)) {
         ring.count("cacheHits");
-        // The kernel's mark for it was evicted (or this is notification mode): put it back.
-        if (kernelCache && kernelCache.markClean(fd, st, fstat, after) === "marked") ring.count("kernelMarks");
+        // The kernel's mark for it was evicted (or this is notification mode): put it back where allowed.
+        if (kernelCache && kernelCache.markClean(fd, st, fstat, after, probe) === "marked") ring.count("kernelMarks");
         return answer(fd, perm, FAN_ALLOW);
       }
       ring.count("cacheMisses");
     }
-    const flags = (perm ? SlotFlag.PERM : 0) | (mask & FAN_CLOSE_WRITE ? SlotFlag.WRITTEN : 0);
+    const flags = (perm ? SlotFlag.PERM : 0) | (mask & FAN_CLOSE_WRITE ? SlotFlag.WRITTEN : 0) | (local ? 0 : SlotFlag.NOT_LOCAL);
     if (ring.push(fd, pid, flags, now)) {
       ring.count("queued");
       return;

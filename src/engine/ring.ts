@@ -21,7 +21,15 @@ export const SlotFlag = {
   PERM: 1,
   /** The file was written (FAN_CLOSE_WRITE): scan even if a cache says clean. */
   WRITTEN: 2,
+  /** On a file system whose writes onacc may not see (network, FUSE): never cached, never stat()ed by a scanner. */
+  NOT_LOCAL: 4,
 } as const;
+
+/**
+ * Background work (extra scans, files found in new folders) may fill at most this share of the slots:
+ * the rest is kept for permission events, so no flood of created files can push an open out of the queue.
+ */
+const BACKGROUND_SHARE = 0.5;
 
 // Header words (Int32).
 const H_HEAD = 0; // next queue position to take
@@ -35,7 +43,6 @@ const H_NO_CACHE = 7; // 1 while verdicts must not be cached (signatures may be 
 const H_PATH_FILTER = 8; // 1 while temporary mount marks are up: the reader filters events by path
 const H_SCANS_DONE = 9; // scans finished: the service watchdog checks that it moves
 const H_FREE_TOP = 10; // slots on the free stack (guarded by H_LOCK)
-const H_CLAMD_PID = 11; // clamd's current PID (refreshed after a restart): never scanned
 const HEADER_WORDS = 16;
 
 // Per-slot Int32 fields.
@@ -74,6 +81,7 @@ export const Counter = {
   extraScans: 23, // files queued because they landed in the tree (extra scanning, new folders)
   dirsAdded: 24, // directories that appeared and were marked
   dirsRemoved: 25, // directories that left and were unmarked
+  extraScansDeferred: 26, // background scans that found no room (permission events first): re-walked later
 } as const;
 export type CounterName = keyof typeof Counter;
 const COUNTERS = 32;
@@ -130,14 +138,16 @@ export class EventRing {
 
   /**
    * Queues one event. Returns false when the ring is full (every slot holds an event not yet finished);
-   * the caller then answers the event itself by the overload policy.
+   * the caller then answers the event itself by the overload policy. Background work (`flags` without
+   * PERM) is refused once it would take more than its share of the slots.
    */
   push(fd: number, pid: number, flags: number, now: number): boolean {
     const h = this.header;
+    const reserve = flags & SlotFlag.PERM ? 0 : Math.ceil(this.capacity * (1 - BACKGROUND_SHARE));
     this.lock();
     try {
       const top = h[H_FREE_TOP]!;
-      if (top === 0) return false;
+      if (top <= reserve) return false;
       const slot = this.freeStack[top - 1]!;
       h[H_FREE_TOP] = top - 1;
       const base = slot * SLOT_WORDS;
@@ -311,13 +321,6 @@ export class EventRing {
   }
   pathFilter(): boolean {
     return Atomics.load(this.header, H_PATH_FILTER) !== 0;
-  }
-  /** clamd's PID as last seen (0 = unknown): the reader never scans for it. */
-  setClamdPid(pid: number): void {
-    Atomics.store(this.header, H_CLAMD_PID, pid);
-  }
-  clamdPid(): number {
-    return Atomics.load(this.header, H_CLAMD_PID);
   }
   /** Slots holding an event not finished yet. */
   inUse(): number {

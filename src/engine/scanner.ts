@@ -1,12 +1,13 @@
 // A scanner: takes events from the ring, asks clamd, writes the one fanotify response, then logs, acts
 // on detections and closes the event fd exactly once. Each scanner Worker runs one of these loops.
 import { FAN_ALLOW, FAN_DENY, ResponseWriter } from "../../ffi/fanotify.ts";
-import { FdPath, Fstat, emptyStat, type FdStat } from "../../ffi/fs.ts";
+import { FdPath, Fstat, WriterProbe, emptyStat } from "../../ffi/fs.ts";
 import { libc, monotonicMs } from "../../ffi/libc.ts";
 import type { ScanOutcome } from "../clamd/types.ts";
 import { displayPath } from "../log/display-path.ts";
 import { VerdictCache } from "./cache.ts";
-import { KernelCache, sameVersion } from "./kernel-cache.ts";
+import { changedRecently, noWriters, sameVersion } from "./cache-rules.ts";
+import { KernelCache } from "./kernel-cache.ts";
 import { errorResponse, responseFor } from "./policy.ts";
 import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag, SlotState } from "./ring.ts";
@@ -25,17 +26,6 @@ export interface ScannerDeps {
   idle?(): void;
 }
 
-/**
- * Timestamps are only as fine as the file system's clock tick (a few ms on many): a same-size rewrite in
- * the tick of the previous change leaves size, mtime and ctime as they were. Files changed this recently
- * are scanned but not cached.
- */
-const RACY_CHANGE_MS = 50;
-
-function changedRecently(st: FdStat): boolean {
-  return Date.now() - (st.ctimeSec * 1000 + st.ctimeNsec / 1e6) < RACY_CHANGE_MS;
-}
-
 /** Under steady load a scanner collects its garbage this often (see the Worker's idle()). */
 const GC_EVERY_SCANS = 2000;
 
@@ -52,15 +42,45 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
   const after = emptyStat();
   const cache = s.cache.user ? VerdictCache.attach(s.cache.user) : undefined;
   const kernelCache = s.cache.kernel ? new KernelCache(s.group, s.cache.ignoreMask) : undefined;
+  const probe = new WriterProbe();
   const errorLimit = new RateLimit(10_000);
   let logGen = ring.logGeneration();
   let scansSinceIdle = 0;
 
-  const scanOne = (slot: number, fd: number, perm: boolean) => {
+  /**
+   * Remembers a clean verdict before the opener goes on (it may write next): both caches are keyed to the
+   * file version that was scanned. Not cached: a version that changed during the scan, one anybody holds
+   * open for writing, one changed more recently than its file system's timestamps can tell apart, and a
+   * scan that overlapped a cache flush (it may have used the old signatures). The flush check comes again
+   * after the insert: a flush that began in between may have missed the new entry, which is then taken back.
+   */
+  const remember = (fd: number, flushGen: number) => {
+    if (ring.cachingSuspended() || ring.flushGeneration() !== flushGen || changedRecently(before)) return;
+    let unchanged = false;
+    let marked = false;
+    if (kernelCache) {
+      const r = kernelCache.markClean(fd, before, fstat, after, probe);
+      if (r === "marked") ring.count("kernelMarks");
+      else if (r === "undone") ring.count("kernelMarksUndone");
+      marked = r === "marked";
+      unchanged = marked || (r === "off" && fstat.stat(fd, after) === 0 && sameVersion(before, after) && noWriters(fd, probe));
+    } else {
+      unchanged = fstat.stat(fd, after) === 0 && sameVersion(before, after) && noWriters(fd, probe);
+    }
+    const added = cache !== undefined && unchanged;
+    if (added && cache.add(before)) ring.count("cacheEvictions");
+    if (ring.flushGeneration() !== flushGen || ring.cachingSuspended()) {
+      if (marked) kernelCache!.unmark(fd);
+      if (added) cache.remove(before);
+    }
+  };
+
+  const scanOne = (slot: number, fd: number, perm: boolean, local: boolean) => {
     let path: Uint8Array | null | undefined;
     const pathOnce = () => (path === undefined ? (path = fdPath.path(fd)) : path);
 
-    const statOk = fstat.stat(fd, before) === 0;
+    // Network and FUSE files get no stat here (it may hang on a dead server) and are never cached.
+    const statOk = local && fstat.stat(fd, before) === 0;
     const flushGen = ring.flushGeneration();
     ring.scanEntered();
     let outcome: ScanOutcome;
@@ -72,29 +92,7 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
     ring.count("scanned");
 
     const response = responseFor(outcome, s);
-    // Remember a clean verdict before the opener goes on (it may write next): both caches are keyed to
-    // the file version that was scanned. Not cached: a version that changed during the scan, a scan that
-    // overlapped a cache flush (it may have used the old signatures), and a file changed so recently
-    // that a same-size rewrite within the same timestamp tick could not be told apart.
-    if (
-      statOk &&
-      outcome.ok &&
-      outcome.verdict.kind === "clean" &&
-      !ring.cachingSuspended() &&
-      ring.flushGeneration() === flushGen &&
-      !changedRecently(before)
-    ) {
-      let unchanged: boolean;
-      if (kernelCache) {
-        const r = kernelCache.markClean(fd, before, fstat, after);
-        if (r === "marked") ring.count("kernelMarks");
-        else if (r === "undone") ring.count("kernelMarksUndone");
-        unchanged = r === "marked" || (r === "off" && fstat.stat(fd, after) === 0 && sameVersion(before, after));
-      } else {
-        unchanged = fstat.stat(fd, after) === 0 && sameVersion(before, after);
-      }
-      if (cache && unchanged && cache.add(before)) ring.count("cacheEvictions");
-    }
+    if (statOk && outcome.ok && outcome.verdict.kind === "clean") remember(fd, flushGen);
     if (perm) {
       if (ring.claimAnswer(slot, SlotState.SCANNING)) {
         responder.respond(fd, response);
@@ -141,9 +139,10 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
       continue;
     }
     const fd = ring.fd(slot);
-    const perm = (ring.flags(slot) & SlotFlag.PERM) !== 0;
+    const flags = ring.flags(slot);
+    const perm = (flags & SlotFlag.PERM) !== 0;
     try {
-      scanOne(slot, fd, perm);
+      scanOne(slot, fd, perm, (flags & SlotFlag.NOT_LOCAL) === 0);
     } catch (err) {
       deps.error(`scanner failed on fd ${fd}: ${err instanceof Error ? err.message : String(err)}`);
     } finally {

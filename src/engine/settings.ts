@@ -30,6 +30,8 @@ export interface EngineSettings {
   /** Bytes; 0 = no limit. */
   maxFileSize: number;
   exclusions: ExclusionSettings;
+  /** clamd's processes on this host (trusted-processes.ts): never scanned. */
+  clamdProcesses: SharedArrayBuffer;
   /** Mount marks see the whole mount: the reader checks excluded paths itself. */
   checkPathsInReader: boolean;
   scan: ScanSettings;

@@ -24,13 +24,17 @@ self.onmessage = (e: MessageEvent<{ settings: EngineSettings; index: number }>) 
     const latency = LatencyHistogram.attach(s.scan.latency);
     const scanOnce = (fd: number, path: () => Uint8Array | null): ScanOutcome => {
       if (s.scan.mode === "path") {
+        // The verdict is made on the event's own descriptor: by the time clamd opened a path, the name could
+        // be another file's (a rename, another mount namespace). The path is asked about only to list every
+        // signature of a file already found infected.
+        const verdict = pool.scanFd(fd);
+        if (!verdict.ok || verdict.verdict.kind !== "infected") return verdict;
         const p = path();
-        // A path clamd cannot be sent (newline, vanished): fall back to the descriptor.
-        if (p && !isDeletedPath(p)) {
-          const out = pool.scanPath(p, { allmatch: s.scan.allmatch });
-          if (out.ok || out.error.kind !== "refused") return out;
-        }
-        return pool.scanFd(fd);
+        if (!p || isDeletedPath(p)) return verdict;
+        const all = pool.scanPath(p, { allmatch: true });
+        if (!all.ok || all.verdict.kind !== "infected") return verdict;
+        const signatures = [...new Set([...verdict.verdict.signatures, ...all.verdict.signatures])];
+        return { ...verdict, verdict: { kind: "infected", signatures } };
       }
       return s.scan.mode === "fdpass" ? pool.scanFd(fd) : pool.scanStream(fd);
     };

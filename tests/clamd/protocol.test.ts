@@ -70,9 +70,14 @@ describe("parseScanReply()", () => {
     expect(parseScanReply([reply], path(p))).toEqual({ ok: true, verdict: { kind: "error", message: "Access denied. ERROR" } });
   });
 
-  test("treats clamd's Empty file and Excluded statuses as clean", () => {
-    for (const status of ["Empty file", "Excluded", "Excluded (another filesystem)"]) {
-      expect(parseScanReply([`/srv/e: ${status}`], path("/srv/e"))).toEqual({ ok: true, verdict: { kind: "clean" } });
+  test("treats clamd's Empty file status as clean", () => {
+    expect(parseScanReply(["/srv/e: Empty file"], path("/srv/e"))).toEqual({ ok: true, verdict: { kind: "clean" } });
+  });
+
+  test("does not take clamd's Excluded statuses for clean: nothing was scanned", () => {
+    for (const status of ["Excluded", "Excluded (another filesystem)"]) {
+      const r = parseScanReply([`/srv/e: ${status}`], path("/srv/e"));
+      expect(r.ok && r.verdict.kind).toBe("error");
     }
   });
 

@@ -18,21 +18,21 @@ describe("EventRing", () => {
 
   test("push() reports a full ring instead of overwriting a busy slot", () => {
     const ring = EventRing.create(4);
-    for (let i = 0; i < 4; i++) expect(ring.push(i, 1, 0, 0)).toBe(true);
-    expect(ring.push(99, 1, 0, 0)).toBe(false);
+    for (let i = 0; i < 4; i++) expect(ring.push(i, 1, SlotFlag.PERM, 0)).toBe(true);
+    expect(ring.push(99, 1, SlotFlag.PERM, 0)).toBe(false);
     const slot = ring.take(0);
     expect(ring.startScan(slot)).toBe(true);
     // Taken but still scanning: its slot is not free yet.
-    expect(ring.push(99, 1, 0, 0)).toBe(false);
+    expect(ring.push(99, 1, SlotFlag.PERM, 0)).toBe(false);
     const closed: number[] = [];
     ring.release(slot, (fd) => closed.push(fd));
     expect(closed).toEqual([0]);
-    expect(ring.push(99, 1, 0, 0)).toBe(true);
+    expect(ring.push(99, 1, SlotFlag.PERM, 0)).toBe(true);
   });
 
   test("a slow scan holds only its own slot: the others keep turning over", () => {
     const ring = EventRing.create(4);
-    for (let i = 0; i < 4; i++) expect(ring.push(i, 1, 0, 0)).toBe(true);
+    for (let i = 0; i < 4; i++) expect(ring.push(i, 1, SlotFlag.PERM, 0)).toBe(true);
     const slow = ring.take(0);
     expect(ring.startScan(slow)).toBe(true); // held for the rest of the test
     for (let round = 0; round < 10; round++) {
@@ -42,10 +42,18 @@ describe("EventRing", () => {
         expect(ring.startScan(slot)).toBe(true);
         ring.release(slot, () => {});
       }
-      for (let i = 0; i < 3; i++) expect(ring.push(100 + i, 1, 0, 0)).toBe(true);
-      expect(ring.push(999, 1, 0, 0)).toBe(false); // every slot in use now
+      for (let i = 0; i < 3; i++) expect(ring.push(100 + i, 1, SlotFlag.PERM, 0)).toBe(true);
+      expect(ring.push(999, 1, SlotFlag.PERM, 0)).toBe(false); // every slot in use now
     }
     expect(ring.inUse()).toBe(4);
+  });
+
+  test("background work fills at most half of the slots: the rest waits for permission events", () => {
+    const ring = EventRing.create(8);
+    for (let i = 0; i < 4; i++) expect(ring.push(i, 1, SlotFlag.WRITTEN, 0)).toBe(true);
+    expect(ring.push(50, 1, SlotFlag.WRITTEN, 0)).toBe(false);
+    for (let i = 0; i < 4; i++) expect(ring.push(10 + i, 1, SlotFlag.PERM, 0)).toBe(true);
+    expect(ring.push(60, 1, SlotFlag.PERM, 0)).toBe(false);
   });
 
   test("each reuse of a slot bumps its generation", () => {

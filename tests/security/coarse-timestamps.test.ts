@@ -37,17 +37,17 @@ describe("file systems with one-second timestamps (ext4 -I 128)", () => {
     const dir = join(disk.path, "coarse");
     mkdirSync(dir);
     chmodSync(dir, 0o777);
-    const file = join(dir, "report.txt");
-    writeFileSync(file, clean());
-    chownSync(file, ATTACKER_UID, ATTACKER_UID);
     agent = await startAgent({ clamd, config: [`OnAccessIncludePath ${dir}`, "OnAccessPrevention yes"] });
     const marked = markedBody(SIZE).toString("hex");
     let tried = 0;
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
+        // A fresh file each time (an infected one cannot be opened again to be rewritten).
+        const file = join(dir, `report-${attempt}.txt`);
+        writeFileSync(file, clean());
+        chownSync(file, ATTACKER_UID, ATTACKER_UID);
         // The attacker writes a clean version; root reads it 100 ms later (past any "just changed" guard
         // that assumes fine timestamps); the attacker rewrites it with the same size in the same second.
-        run(asAttacker(["/usr/bin/python3", "-c", `open(${JSON.stringify(file)},"wb").write(b"x"*${SIZE})`]));
         await startOfSecond();
         run(asAttacker(["/usr/bin/python3", "-c", `open(${JSON.stringify(file)},"r+b").write(bytes.fromhex(${JSON.stringify(clean().toString("hex"))}))`]));
         const before = statSync(file);

@@ -79,3 +79,45 @@ describe("a PID onacc trusted, reused by another process", () => {
     }
   });
 });
+
+describe("a process posing as clamd on its loopback TCP port", () => {
+  // While clamd is down its port is free, and any user may listen on a port above 1023.
+  const POSER = `
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); s.settimeout(0.2)
+end = time.time() + 4
+while time.time() < end:
+    try:
+        c, _ = s.accept(); c.settimeout(0.5)
+        try:
+            c.recv(64); c.sendall(b"ClamAV 1.4.6\\x00")
+        except OSError:
+            pass
+        c.close()
+    except socket.timeout:
+        pass
+try:
+    open(sys.argv[2], "rb").read(); print("read")
+except PermissionError:
+    print("denied")
+`;
+
+  test("is not taken for clamd: its own opens are scanned", async () => {
+    const dir = join(mount.path, "poser");
+    mkdirSync(dir);
+    const t = writeTestFiles(dir);
+    agent = await startAgent({ clamd, tcp: true, config: [`OnAccessIncludePath ${dir}`, "OnAccessPrevention yes", "OnAccessDenyOnError yes"] });
+    let stopped = false;
+    try {
+      await clamd.stop();
+      stopped = true;
+      const r = run(asAttacker(["/usr/bin/python3", "-c", POSER, String(clamd.port), t.eicar]), 20_000);
+      expect(r.stdout.trim()).toBe("denied");
+    } finally {
+      await disposeAgent(agent);
+      agent = undefined;
+      if (stopped) await clamd.restart();
+    }
+  });
+});

@@ -50,7 +50,7 @@ describe("a stalled file system under a protected path", () => {
     writeFileSync(join(backing, "stall.txt"), "harmless\n");
     const t = writeTestFiles(plain);
     fuse = Bun.spawn(["/usr/bin/python3", STALL_FS, backing, fuseDir], { stdout: "pipe", stderr: "inherit" });
-    const first = await new Response(fuse.stdout).body!.getReader().read();
+    const first = await (fuse.stdout as ReadableStream<Uint8Array>).getReader().read();
     expect(new TextDecoder().decode(first.value)).toContain("ready");
     agent = await startAgent({ clamd, config: [`OnAccessIncludePath ${fuseDir}`, `OnAccessIncludePath ${plain}`, "OnAccessPrevention yes", `OnAccessDisableDDD ${disableDdd}`] });
     // Someone opens the file on the stalled file system: whoever fstat()s it now waits on the daemon.
