@@ -1,5 +1,5 @@
 // The options only onacc reads: one registry of their names, value schemas and defaults. clamd refuses
-// every option it does not know, so these may only live in files clamd never reads (see config-files.ts).
+// every option it does not know, so these may only live in files clamd never reads (see clamd-readers.ts and load.ts).
 import * as v from "valibot";
 import type { OnaccOnlyOptions } from "./types.ts";
 import { absolutePathValue, booleanValue, durationValue, globPatternValue } from "./values.ts";

@@ -138,109 +138,39 @@ class _Values {
  *   program, and clamd's own opens there are never scanned anyway (its PID and User are excluded).
  */
 export function parseConfigText(text: string, file: string, options: ParseOptions = {}): ParsedConfig {
-  const main = readConfigLines(text, file);
-  const problems = [...main.problems];
-  const warnings = [...main.warnings];
-  const notices: ConfigProblem[] = [];
-  const at = (place: _Place | undefined) => (message: string) => ({ file: place?.file ?? file, line: place?.line ?? 0, message });
   const dropInDir = options.dropInDir ?? ONACC_DROPIN_DIR;
-
-  const clamd = new _Values();
-  const onaccEntries: (ConfigEntry & _Place)[] = [];
-  for (const entry of main.entries) {
-    const place = { file, line: entry.line };
-    const option = clamdOptionOf(entry.name);
-    if (option !== undefined) {
-      if (_USED.has(option)) _addClamdValue(clamd, option, entry.value, place, warnings);
-      continue;
-    }
-    if (isOnaccOption(entry.name)) onaccEntries.push({ ...entry, file });
-    else problems.push(at(place)(_unknownOption(entry.name)));
-  }
-
-  const dropInEntries: ConfigEntry[][] = [];
-  for (const dropIn of options.dropIns ?? []) {
-    const lines = readConfigLines(dropIn.text, dropIn.file);
-    problems.push(...lines.problems);
-    warnings.push(...lines.warnings);
-    dropInEntries.push(lines.entries);
-    for (const entry of lines.entries) {
-      const place = { file: dropIn.file, line: entry.line };
-      if (isOnaccOption(entry.name)) onaccEntries.push({ ...entry, file: dropIn.file });
-      else if (clamdOptionOf(entry.name) !== undefined) {
-        problems.push(at(place)(`${entry.name} is a clamd option: set it in ${file}; files in ${dropInDir} hold onacc-only options (${[...ONACC_OPTION_NAMES].join(", ")})`));
-      } else problems.push(at(place)(_unknownOption(entry.name)));
-    }
-  }
+  const files = [{ file, ...readConfigLines(text, file) }, ...(options.dropIns ?? []).map((d) => ({ file: d.file, ...readConfigLines(d.text, d.file) }))];
+  const report: _Report = { problems: files.flatMap((f) => f.problems), warnings: files.flatMap((f) => f.warnings), notices: [] };
+  const { clamd, onaccEntries } = _sortEntries(files, dropInDir, report);
 
   const inMain = onaccEntries.filter((e) => e.file === file);
   const why = inMain.length > 0 ? options.clamdReads?.(file) : undefined;
-  if (why !== undefined) {
-    for (const e of inMain) {
-      problems.push(
-        at(e)(`${e.name} is an onacc-only option, but clamd reads this file (${why}) and refuses to start on an option it does not know: move it to a file in ${dropInDir}`),
-      );
-    }
+  for (const e of why === undefined ? [] : inMain) {
+    report.problems.push({ ...e, message: `${e.name} is an onacc-only option, but clamd reads this file (${why}) and refuses to start on an option it does not know: move it to a file in ${dropInDir}` });
   }
-  const onacc = _collectOnaccOptions(onaccEntries, problems);
+  const onacc = _collectOnaccOptions(onaccEntries, report.problems);
 
   const result = v.safeParse(_usedOptions, clamd.raw, { abortPipeEarly: true });
-  if (!result.success) problems.push(..._valueProblems(result.issues, clamd, file));
+  if (!result.success) report.problems.push(..._valueProblems(result.issues, clamd, file));
   const onaccResult = v.safeParse(onaccOptionsSchema, onacc.raw, { abortPipeEarly: true });
-  if (!onaccResult.success) problems.push(..._valueProblems(onaccResult.issues, onacc, file));
+  if (!onaccResult.success) report.problems.push(..._valueProblems(onaccResult.issues, onacc, file));
+  _checkEndpoints(clamd, (name, i) => _at(clamd.placeOf(name, i), file), report.problems, report.warnings, options.endpointsGiven);
+  _warnAboutValues(files, report);
 
-  _checkEndpoints(clamd, (name, i) => at(clamd.placeOf(name, i)), problems, warnings, options.endpointsGiven);
-
-  const read = [{ file, entries: main.entries }, ...(options.dropIns ?? []).map((d, i) => ({ file: d.file, entries: dropInEntries[i]! }))];
-  const failed = new Set(problems.map((p) => `${p.file}:${p.line}`));
-  for (const { file: from, entries } of read) {
-    for (const entry of entries) {
-      const place = { file: from, line: entry.line };
-      const option = clamdOptionOf(entry.name) ?? entry.name;
-      if ((_USED.has(option) || isOnaccOption(option)) && /[ \t]#/.test(entry.value) && !failed.has(`${from}:${entry.line}`)) {
-        warnings.push(at(place)(`The value of ${entry.name} contains "#": clamd.conf has no end-of-line comments, so it is part of the value`));
-      }
-      if (option === "OnAccessExcludeUID" && /^0+$/.test(entry.value)) {
-        warnings.push(at(place)("OnAccessExcludeUID 0 excludes root here; clamonacc instead ignored the whole option when 0 was listed"));
-      }
-    }
-  }
-
-  const order = [file, ...(options.dropIns ?? []).map((d) => d.file)];
-  if (problems.length > 0 || !result.success || !onaccResult.success) throw new ConfigError(_ordered(problems, order, true));
+  const order = files.map((f) => f.file);
+  if (report.problems.length > 0 || !result.success || !onaccResult.success) throw new ConfigError(_ordered(report.problems, order, true));
   const o = result.output;
-
-  const endpoints: ClamdEndpoint[] = [];
-  if (o.LocalSocket !== undefined) endpoints.push({ kind: "unix", path: o.LocalSocket });
-  if (o.TCPSocket !== undefined) {
-    for (const host of _unique(o.TCPAddr)) {
-      if (!isWildcardAddress(host)) endpoints.push({ kind: "tcp", host, port: o.TCPSocket });
-    }
-  }
-
-  const tmp = o.TemporaryDirectory;
-  const watched = (name: "OnAccessIncludePath" | "OnAccessMountPath") =>
-    o[name].filter((path, i) => {
-      const notice = temporaryDirectoryNotice(name, path, tmp);
-      if (notice !== undefined) notices.push(at(clamd.placeOf(name, i))(notice));
-      return notice === undefined;
-    });
-  const includePaths = _unique(watched("OnAccessIncludePath"));
-  const mountPaths = _unique(watched("OnAccessMountPath"));
-  const around = tmp === undefined ? undefined : [...includePaths, ...mountPaths].find((p) => isInside(tmp, p));
-  if (tmp !== undefined && around !== undefined) {
-    warnings.push(at(clamd.placeOf("TemporaryDirectory"))(`clamd's TemporaryDirectory "${tmp}" lies inside the watched "${around}": it is not scanned, and folders created in it are not followed`));
-  }
+  const { includePaths, mountPaths } = _outsideTemporaryDirectory(o, clamd, report);
 
   const config: OnaccConfig = {
     file,
-    dropIns: (options.dropIns ?? []).map((d) => d.file),
-    endpoints,
+    dropIns: order.slice(1),
+    endpoints: _endpointsOf(o),
     streamMaxLength: o.StreamMaxLength,
     onAccess: {
       mountPaths,
       includePaths,
-      excludePaths: excludingTemporaryDirectory(_unique(o.OnAccessExcludePath), tmp),
+      excludePaths: excludingTemporaryDirectory(_unique(o.OnAccessExcludePath), o.TemporaryDirectory),
       excludeUnames: _unique(o.OnAccessExcludeUname),
       excludeUids: _unique(o.OnAccessExcludeUID),
       excludeRootUid: o.OnAccessExcludeRootUID,
@@ -256,9 +186,102 @@ export function parseConfigText(text: string, file: string, options: ParseOption
     onaccOnly: onaccOnlyOptions(onaccResult.output),
   };
   if (o.User !== undefined) config.clamdUser = o.User;
-  if (tmp !== undefined) config.temporaryDirectory = tmp;
+  if (o.TemporaryDirectory !== undefined) config.temporaryDirectory = o.TemporaryDirectory;
   if (o.DatabaseDirectory !== undefined) config.databaseDirectory = o.DatabaseDirectory;
-  return { config, warnings: _ordered(warnings, order), notices: _ordered(notices, order) };
+  return { config, warnings: _ordered(report.warnings, order), notices: _ordered(report.notices, order) };
+}
+
+type _UsedValues = v.InferOutput<typeof _usedOptions>;
+
+/** What parsing says besides the config. */
+interface _Report {
+  problems: ConfigProblem[];
+  warnings: ConfigProblem[];
+  notices: ConfigProblem[];
+}
+
+/** One file's lines: the main file first, then the drop-ins. */
+interface _FileLines {
+  file: string;
+  entries: ConfigEntry[];
+}
+
+function _at(place: _Place | undefined, mainFile: string) {
+  return (message: string): ConfigProblem => ({ file: place?.file ?? mainFile, line: place?.line ?? 0, message });
+}
+
+/**
+ * Sorts every line: clamd options onacc uses (main file only), onacc-only options (any file), and the
+ * refused ones: names clamd does not know, and clamd options in a drop-in.
+ */
+function _sortEntries(files: _FileLines[], dropInDir: string, report: _Report): { clamd: _Values; onaccEntries: (ConfigEntry & _Place)[] } {
+  const clamd = new _Values();
+  const onaccEntries: (ConfigEntry & _Place)[] = [];
+  const mainFile = files[0]!.file;
+  for (const { file, entries } of files) {
+    for (const entry of entries) {
+      const place = { file, line: entry.line };
+      const option = clamdOptionOf(entry.name);
+      if (isOnaccOption(entry.name)) onaccEntries.push({ ...entry, file });
+      else if (option === undefined) report.problems.push({ ...place, message: _unknownOption(entry.name) });
+      else if (file !== mainFile) {
+        const list = [...ONACC_OPTION_NAMES].join(", ");
+        report.problems.push({ ...place, message: `${entry.name} is a clamd option: set it in ${mainFile}; files in ${dropInDir} hold onacc-only options (${list})` });
+      } else if (_USED.has(option)) _addClamdValue(clamd, option, entry.value, place, report.warnings);
+    }
+  }
+  return { clamd, onaccEntries };
+}
+
+/** Warnings about values that parse but probably do not say what was meant. */
+function _warnAboutValues(files: _FileLines[], report: _Report): void {
+  const failed = new Set(report.problems.map((p) => `${p.file}:${p.line}`));
+  for (const { file, entries } of files) {
+    for (const entry of entries) {
+      const place = { file, line: entry.line };
+      const option = clamdOptionOf(entry.name) ?? entry.name;
+      if ((_USED.has(option) || isOnaccOption(option)) && /[ \t]#/.test(entry.value) && !failed.has(`${file}:${entry.line}`)) {
+        report.warnings.push({ ...place, message: `The value of ${entry.name} contains "#": clamd.conf has no end-of-line comments, so it is part of the value` });
+      }
+      if (option === "OnAccessExcludeUID" && /^0+$/.test(entry.value)) {
+        report.warnings.push({ ...place, message: "OnAccessExcludeUID 0 excludes root here; clamonacc instead ignored the whole option when 0 was listed" });
+      }
+    }
+  }
+}
+
+/** LocalSocket first (preferred for fd passing), then each TCPAddr with TCPSocket. */
+function _endpointsOf(o: _UsedValues): ClamdEndpoint[] {
+  const endpoints: ClamdEndpoint[] = [];
+  if (o.LocalSocket !== undefined) endpoints.push({ kind: "unix", path: o.LocalSocket });
+  if (o.TCPSocket !== undefined) {
+    for (const host of _unique(o.TCPAddr)) {
+      if (!isWildcardAddress(host)) endpoints.push({ kind: "tcp", host, port: o.TCPSocket });
+    }
+  }
+  return endpoints;
+}
+
+/** Include and mount paths without those equal to or inside TemporaryDirectory (each dropped with a notice). */
+function _outsideTemporaryDirectory(o: _UsedValues, clamd: _Values, report: _Report): { includePaths: string[]; mountPaths: string[] } {
+  const tmp = o.TemporaryDirectory;
+  const watched = (name: "OnAccessIncludePath" | "OnAccessMountPath") =>
+    _unique(
+      o[name].filter((path, i) => {
+        const notice = temporaryDirectoryNotice(name, path, tmp);
+        if (notice !== undefined) report.notices.push(_at(clamd.placeOf(name, i), "")(notice));
+        return notice === undefined;
+      }),
+    );
+  const includePaths = watched("OnAccessIncludePath");
+  const mountPaths = watched("OnAccessMountPath");
+  const around = tmp === undefined ? undefined : [...includePaths, ...mountPaths].find((p) => isInside(tmp, p));
+  if (tmp !== undefined && around !== undefined) {
+    report.warnings.push(
+      _at(clamd.placeOf("TemporaryDirectory"), "")(`clamd's TemporaryDirectory "${tmp}" lies inside the watched "${around}": it is not scanned, and folders created in it are not followed`),
+    );
+  }
+  return { includePaths, mountPaths };
 }
 
 /** A clamd option onacc uses: repeatable ones accumulate; otherwise the first value wins, as in clamd. */
