@@ -11,6 +11,7 @@ import type { ArgsDef } from "citty";
 import { resolve } from "node:path";
 import { CLAMD_URL_FORMS, parseClamdUrl, parseHostPort } from "../clamd/url.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
+import { ONACC_DROPIN_DIR } from "../config/onacc-options.ts";
 import { closestName } from "../config/suggest.ts";
 import { UsageError } from "../errors.ts";
 import { UNIX_PATH_MAX } from "../../ffi/socket.ts";
@@ -47,6 +48,11 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { long: "fdpass", description: "Pass file descriptors to clamd (LocalSocket only)" },
   { long: "stream", description: "Stream file contents to clamd" },
   // onacc's own flags (clamonacc has no verdict cache). Defaults: 65536 entries, kernel cache on.
+  {
+    long: "config-dir",
+    value: "DIR",
+    description: `Also read onacc-only options from DIR/*.conf, where clamd never looks (default ${ONACC_DROPIN_DIR})`,
+  },
   { long: "cache-size", value: "N", description: "Remember up to N clean file versions (0 turns the cache off; default 65536)" },
   { long: "kernel-cache", value: "yes|no", description: "Let the kernel skip reopens of files found clean until they change (default yes)" },
   // Fleet and operations (onacc's own).
@@ -215,6 +221,8 @@ export function parseRunArgs(argv: readonly string[], cwd: string = process.cwd(
   };
   const logFile = path("log");
   if (logFile !== undefined) options.logFile = logFile;
+  const configDir = path("config-dir");
+  if (configDir !== undefined) options.configDir = configDir;
   const watchList = path("watch-list");
   if (watchList !== undefined) options.watchList = watchList;
   const excludeList = path("exclude-list");

@@ -1,6 +1,7 @@
 // The text of `onacc --help`: every flag with its short form (from RUN_FLAGS, so it cannot drift from
 // the parser), a usage example, the subcommands and the exit codes.
 import { ExitCode } from "../errors.ts";
+import { ONACC_OPTION_NAMES } from "../config/onacc-options.ts";
 import { RUN_FLAGS } from "./args.ts";
 import { DEFAULT_CONFIG_FILE } from "./options.ts";
 
@@ -38,7 +39,9 @@ export function helpText(version: string): string {
     "Options:",
     ...flagColumn.map(([long, short, text]) => `  ${long.padEnd(longWidth)}  ${short.padEnd(shortWidth)}  ${text}`),
     "",
-    `Settings (socket, OnAccess* options) come from ${DEFAULT_CONFIG_FILE} or --config-file.`,
+    `Settings (socket, OnAccess* options) come from ${DEFAULT_CONFIG_FILE} or --config-file; onacc-only`,
+    `options (${[...ONACC_OPTION_NAMES].join(", ")}) also from --config-dir,`,
+    "never from a file clamd reads (clamd refuses options it does not know).",
     "Relative FILE and DIRECTORY paths are taken from the current directory.",
     "",
     "Example:",

@@ -12,6 +12,8 @@ export type ActionOnFound =
 export interface RunOptions {
   /** -c/--config-file; default /etc/clamav/clamd.conf. */
   configFile: string;
+  /** --config-dir: onacc's drop-in directory for onacc-only options; default /etc/onacc/onacc.conf.d. */
+  configDir?: string;
   /** -F/--foreground: stay attached, print to the console. */
   foreground: boolean;
   /** -v/--verbose. */

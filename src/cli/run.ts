@@ -2,7 +2,7 @@
 // start the agent, and handle SIGHUP (reopen logs) and SIGTERM/SIGINT (answer everything, exit 0).
 import { writeSync } from "node:fs";
 import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
-import { loadConfig } from "../config/load.ts";
+import { loadConfig, type LoadOptions } from "../config/load.ts";
 import type { ClamdEndpoint, OnaccConfig } from "../config/types.ts";
 import { logSettingsOf, startAgent, type Agent } from "../engine/agent.ts";
 import { buildStatusSnapshot } from "../status/snapshot.ts";
@@ -43,7 +43,7 @@ function pingAny(config: OnaccConfig): ClamdEndpoint {
 /** --version: clamd's version when reachable (to spot a mismatch), else onacc's own. */
 export async function versionText(opts: RunOptions): Promise<string> {
   try {
-    const config = await withEndpoints(loadConfig(opts.configFile, {}, { endpointsGiven: Boolean(opts.clamd?.length) }).config, opts);
+    const config = await withEndpoints(loadConfig(opts.configFile, {}, loadOptionsOf(opts)).config, opts);
     return `onacc ${VERSION} (clamd: ${clientFor(config, pingAny(config)).version()})`;
   } catch {
     return `onacc ${VERSION}`;
@@ -66,6 +66,11 @@ async function waitForClamd(config: OnaccConfig, ping: { attempts: number; inter
   throw new ClamdError("connect", `clamd did not answer PING after ${ping.attempts} attempt(s): ${last instanceof Error ? last.message : String(last)}`);
 }
 
+/** How the command line shapes reading the configuration: endpoints from --clamd, the --config-dir drop-ins. */
+function loadOptionsOf(opts: RunOptions): LoadOptions {
+  return { endpointsGiven: Boolean(opts.clamd?.length), ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}) };
+}
+
 /** The configuration with --clamd endpoints (when given) in place of the file's, host names resolved once. */
 async function withEndpoints(config: OnaccConfig, opts: RunOptions): Promise<OnaccConfig> {
   const endpoints = await Promise.all((opts.clamd?.length ? opts.clamd : config.endpoints).map((e) => resolveEndpoint(e)));
@@ -74,11 +79,11 @@ async function withEndpoints(config: OnaccConfig, opts: RunOptions): Promise<Ona
 
 export async function runAgent(opts: RunOptions, argv: string[]): Promise<number> {
   const detachedChild = process.env[DETACHED_ENV] === "1";
-  const loaded = loadConfig(opts.configFile, { watchList: opts.watchList, excludeList: opts.excludeList }, { endpointsGiven: Boolean(opts.clamd?.length) });
-  const warnings = loaded.warnings;
+  const loaded = loadConfig(opts.configFile, { watchList: opts.watchList, excludeList: opts.excludeList }, loadOptionsOf(opts));
   const config = await withEndpoints(loaded.config, opts);
   const log = createLogger(logSettingsOf(opts));
-  for (const w of warnings) log.verbose(formatProblem(w));
+  for (const w of loaded.warnings) log.verbose(formatProblem(w));
+  for (const n of loaded.notices) log.warn(formatProblem(n));
 
   if (opts.ping) await waitForClamd(config, opts.ping, log);
 
@@ -217,7 +222,7 @@ async function launchDetached(argv: string[]): Promise<number> {
 
 /** -p/--ping without --wait: clamonacc's "is clamd up?" check. Exit 0 on PONG, 1 when it never answers. */
 export async function pingClamd(opts: RunOptions): Promise<number> {
-  const config = await withEndpoints(loadConfig(opts.configFile, {}, { endpointsGiven: Boolean(opts.clamd?.length) }).config, opts);
+  const config = await withEndpoints(loadConfig(opts.configFile, {}, loadOptionsOf(opts)).config, opts);
   const log = createLogger({ foreground: true, verbose: opts.verbose });
   try {
     const e = await waitForClamd(config, opts.ping!, log);

@@ -8,6 +8,8 @@ import { normalizePath } from "./values.ts";
 export interface PathList {
   /** Valid directories, normalized (no trailing slash), each once, in file order. */
   paths: string[];
+  /** The same, each with the line it was first given on (for messages). */
+  entries: { path: string; line: number }[];
   /** One per skipped line, located as file:line. */
   warnings: ConfigProblem[];
 }
@@ -22,7 +24,7 @@ export function readPathList(file: string, what: "watch list" | "exclude list"):
   const read = readTextFile(file, what);
   if ("problem" in read) throw new ConfigError([read.problem]);
 
-  const paths = new Set<string>();
+  const paths = new Map<string, number>();
   const warnings: ConfigProblem[] = [];
   read.text.split("\n").forEach((rawLine, i) => {
     const entry = rawLine.trim();
@@ -36,7 +38,8 @@ export function readPathList(file: string, what: "watch list" | "exclude list"):
       return skip(describeFsError(err));
     }
     if (!isDirectory) return skip("not a directory");
-    paths.add(normalizePath(entry));
+    const path = normalizePath(entry);
+    if (!paths.has(path)) paths.set(path, i + 1);
   });
-  return { paths: [...paths], warnings };
+  return { paths: [...paths.keys()], entries: [...paths].map(([path, line]) => ({ path, line })), warnings };
 }

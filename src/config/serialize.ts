@@ -2,6 +2,7 @@
 // clamd's parser would otherwise change the value.
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { CLAMD_OPTION_NAMES } from "./clamd-options.ts";
+import { isOnaccOption } from "./onacc-options.ts";
 
 export type ConfigValue = string | number | boolean;
 
@@ -16,14 +17,19 @@ export interface ConfigLine {
 /**
  * clamd.conf text for `lines`, optionally under a `# …` header. Booleans become yes/no; numbers are
  * written in decimal (pass sizes as text, e.g. "5M", to keep the suffix). Throws ConfigError when a
- * name is not a clamd option or a value cannot be written (empty, or more than one line).
+ * name is not a clamd option or a value cannot be written (empty, or more than one line). onacc-only
+ * options are written only with `onaccOnly` (for a file clamd never reads: clamd refuses them).
  */
-export function serializeConfig(lines: readonly ConfigLine[], header?: string): string {
+export function serializeConfig(lines: readonly ConfigLine[], header?: string, opts: { onaccOnly?: boolean } = {}): string {
   const problems: ConfigProblem[] = [];
   const out: string[] = header === undefined ? [] : [..._comment(header), ""];
   for (const { name, value, comment } of lines) {
     const problem = (message: string) => problems.push({ file: "(new configuration)", line: 0, message });
-    if (!CLAMD_OPTION_NAMES.has(name)) {
+    if (isOnaccOption(name) && !opts.onaccOnly) {
+      problem(`Cannot write the onacc-only option ${name} into a file clamd may read (clamd refuses options it does not know)`);
+      continue;
+    }
+    if (!CLAMD_OPTION_NAMES.has(name) && !isOnaccOption(name)) {
       problem(`Cannot write unknown option "${name}"`);
       continue;
     }

@@ -24,6 +24,8 @@ export interface ConfigLines {
  * - a value starting with `"` is quoted: the quotes are removed and anything after the last `"` is
  *   dropped (clamd drops it silently; we warn). A missing closing quote or `""` is an error.
  * - a line starting with `Example` marks clamd's unedited sample file: clamd refuses to start.
+ * - a line with control characters (other than tabs) is an error: binary data is no configuration, and
+ *   clamd would read a NUL byte as the end of the line.
  */
 export function readConfigLines(text: string, file: string): ConfigLines {
   const out: ConfigLines = { entries: [], problems: [], warnings: [] };
@@ -33,6 +35,11 @@ export function readConfigLines(text: string, file: string): ConfigLines {
     const trimmed = (lines[i] ?? "").replace(/^[ \t]+/, "").replace(/[ \t\r]+$/, "");
     if (trimmed === "" || trimmed.startsWith("#")) continue;
     const problem = (message: string) => out.problems.push({ file, line, message });
+
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(trimmed)) {
+      problem("The line contains control characters: is this a configuration file?");
+      continue;
+    }
 
     if (trimmed.startsWith("Example")) {
       problem('"Example" marks an unedited sample configuration: remove that line (clamd refuses it too)');

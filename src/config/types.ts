@@ -58,17 +58,39 @@ export interface OnAccessOptions {
   disableDDD: boolean;
 }
 
+/**
+ * The onacc-only options (src/config/onacc-options.ts): parsed and checked here; the features that use
+ * them are built elsewhere. They come from onacc's own file or its drop-in directory, never from a file clamd reads.
+ */
+export interface OnaccOnlyOptions {
+  /** ExcludeExe: absolute paths of executables whose opens are not scanned (normalized, each once). */
+  excludeExe: string[];
+  /** ExcludeExeChildren: the exclusion also covers child processes of those executables. */
+  excludeExeChildren: boolean;
+  /** ExcludePattern: file-name (`*.log`) or absolute path (`/srv/x/**`) patterns, as written, each once. */
+  excludePatterns: string[];
+  /** QuarantineRetention in seconds; 0 = keep quarantined files for ever. */
+  quarantineRetentionSec: number;
+}
+
 export interface OnaccConfig {
   /** The file this came from (for messages). */
   file: string;
+  /** onacc's drop-in files read after `file`, in order (onacc-only options). */
+  dropIns: string[];
   /** LocalSocket first (preferred for fd passing), then TCPAddr × TCPSocket. */
   endpoints: ClamdEndpoint[];
   /** StreamMaxLength in bytes; clamd's default 100 MiB when unset; 0 = no limit (clamd reads 0 as its maximum). */
   streamMaxLength: number;
   /** clamd's User: excluded from scanning automatically so clamd never waits on onacc. */
   clamdUser?: string;
+  /**
+   * clamd's TemporaryDirectory, when the file sets it: never watched (it is also in onAccess.excludePaths,
+   * and include paths equal to it or inside it were dropped).
+   */
   temporaryDirectory?: string;
   /** DatabaseDirectory: watched for signature changes (verdict cache invalidation). */
   databaseDirectory?: string;
   onAccess: OnAccessOptions;
+  onaccOnly: OnaccOnlyOptions;
 }

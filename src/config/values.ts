@@ -88,3 +88,68 @@ export function isWildcardAddress(host: string): boolean {
   if (kind === 6) return /^[0:]+$/.test(host);
   return false;
 }
+
+/** Is `path` the directory `root` or inside it? Both normalized absolute paths; compared by whole components. */
+export function isInside(path: string, root: string): boolean {
+  return path === root || root === "/" || path.startsWith(`${root}/`);
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+// A century: longer than any retention anyone means, and far inside what a timer or a Date can hold.
+const DURATION_MAX_S = 36500 * 86400;
+
+/**
+ * A duration in seconds: a whole number with a unit, s, m (minutes), h or d ("30d", "12h"), or "0".
+ * A bare number other than 0 is refused: "30" could mean days or seconds.
+ */
+export const durationValue = v.pipe(
+  v.string(),
+  v.regex(/^(0|\d+[smhd])$/, 'expected 0 or a whole number with a unit s, m (minutes), h or d (e.g. "30d" or "12h")'),
+  v.transform((s) => (s === "0" ? 0 : Number(s.slice(0, -1)) * DURATION_UNITS[s.slice(-1)]!)),
+  v.check((n: number) => n <= DURATION_MAX_S, "is longer than a century"),
+);
+
+// What is wrong with a file pattern, or undefined. The grammar (ExcludePattern): `*` any characters
+// within one path component, `?` one character, `[abc]` `[a-z]` `[!abc]` one character of (not of) a
+// set, `\c` the character c itself, and `**` as a whole component: any number of directories. A pattern
+// without `/` matches a file's name in any directory (`*.log`); one starting with `/` matches the whole
+// path (`/srv/*/cache/**`). Nothing else is accepted, so a pattern cannot silently mean something else.
+export function globPatternProblem(pattern: string): string | undefined {
+  if (pattern.includes("/") && !pattern.startsWith("/")) {
+    return "expected a file-name pattern without / (e.g. *.log) or an absolute path pattern (e.g. /srv/*/cache/**)";
+  }
+  const absolute = pattern.startsWith("/");
+  const components = absolute ? pattern.slice(1).split("/") : [pattern];
+  if (absolute && pattern.endsWith("/")) return "must not end with /: write /dir/** for everything below a directory";
+  for (const c of components) {
+    if (c === "" || c === "." || c === "..") return 'must not contain empty, "." or ".." path components';
+    if (c.includes("**") && c !== "**") return "** stands for whole directories: it must be a path component of its own (/srv/**/cache)";
+    if (c === "**" && !absolute) return "** spans directories: use * in a file-name pattern, or write an absolute pattern";
+    const problem = _componentProblem(c);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function _componentProblem(c: string): string | undefined {
+  for (let i = 0; i < c.length; i++) {
+    if (c[i] === "\\") {
+      if (i + 1 === c.length) return "ends with a lone \\ (it escapes the next character)";
+      i++;
+    } else if (c[i] === "[") {
+      let j = i + 1;
+      if (c[j] === "!") j++;
+      if (c[j] === "]") j++; // a leading ] is a member, as in shell patterns
+      while (j < c.length && c[j] !== "]") j++;
+      if (j >= c.length) return `has a "[" without its closing "]"`;
+      i = j;
+    }
+  }
+  return undefined;
+}
+
+/** ExcludePattern: a pattern as written, once globPatternProblem() finds nothing wrong with it. */
+export const globPatternValue = v.pipe(
+  v.string(),
+  v.check((s) => globPatternProblem(s) === undefined, (issue) => globPatternProblem(String(issue.input)) ?? "is not a valid pattern"),
+);

@@ -3,7 +3,7 @@
 import { statSync } from "node:fs";
 import type { ActionOnFound } from "../cli/options.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
-import { normalizePath } from "../config/values.ts";
+import { isInside, normalizePath } from "../config/values.ts";
 import { OnaccError } from "../errors.ts";
 import { uidOfUser } from "../../ffi/process.ts";
 
@@ -13,6 +13,8 @@ export interface SetupAnswers {
   clamdVersion?: string;
   /** StreamMaxLength copied from the local clamd.conf, as written there (e.g. "100M"). */
   streamMaxLength?: string;
+  /** TemporaryDirectory copied from the local clamd.conf: onacc never watches clamd's temp files. */
+  temporaryDirectory?: string;
   /** OnAccessIncludePath: existing absolute directories. */
   protect: string[];
   /** OnAccessExcludePath. */
@@ -167,7 +169,4 @@ export function actionFlag(action: ActionOnFound): string {
   }
 }
 
-/** Is `path` equal to `root` or below it? (Both normalized.) */
-export function isInside(path: string, root: string): boolean {
-  return path === root || root === "/" || path.startsWith(`${root}/`);
-}
+export { isInside };

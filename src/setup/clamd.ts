@@ -3,11 +3,12 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import * as v from "valibot";
 import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
+import { CLAMD_DEFAULT_CONFIG, clamdOptionOf } from "../config/clamd-options.ts";
 import { readConfigLines } from "../config/syntax.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
 import { hostValue, isWildcardAddress, normalizePath } from "../config/values.ts";
 
-export const DEFAULT_CLAMD_CONF = "/etc/clamav/clamd.conf";
+export const DEFAULT_CLAMD_CONF = CLAMD_DEFAULT_CONFIG;
 
 /** Sockets distributions use, tried when clamd.conf names none that answers. */
 const WELL_KNOWN_SOCKETS = ["/run/clamav/clamd.ctl", "/var/run/clamav/clamd.ctl", "/run/clamd.scan/clamd.sock", "/run/clamav/clamd.sock"];
@@ -20,6 +21,8 @@ export interface LocalClamdConf {
   user?: string;
   streamMaxLength?: string;
   databaseDirectory?: string;
+  /** Where clamd writes its scan temp files: copied into onacc's file, which then never watches it. */
+  temporaryDirectory?: string;
 }
 
 /**
@@ -35,9 +38,11 @@ export function readLocalClamdConf(file: string): LocalClamdConf | undefined {
   }
   const first = new Map<string, string>();
   const addresses: string[] = [];
-  for (const { name, value } of readConfigLines(text, file).entries) {
-    if (name === "TCPAddr") addresses.push(value);
-    else if (!first.has(name)) first.set(name, value);
+  for (const entry of readConfigLines(text, file).entries) {
+    // clamd also takes its command-line names here (tempdir = TemporaryDirectory).
+    const name = clamdOptionOf(entry.name) ?? entry.name;
+    if (name === "TCPAddr") addresses.push(entry.value);
+    else if (!first.has(name)) first.set(name, entry.value);
   }
   const endpoints: ClamdEndpoint[] = [];
   const socket = first.get("LocalSocket");
@@ -55,6 +60,8 @@ export function readLocalClamdConf(file: string): LocalClamdConf | undefined {
   if (stream && /^\d+[kmg]?$/i.test(stream)) conf.streamMaxLength = stream;
   const db = first.get("DatabaseDirectory");
   if (db?.startsWith("/")) conf.databaseDirectory = db;
+  const tmp = first.get("TemporaryDirectory");
+  if (tmp?.startsWith("/")) conf.temporaryDirectory = normalizePath(tmp);
   return conf;
 }
 

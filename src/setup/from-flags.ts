@@ -44,9 +44,7 @@ export async function answersFromFlags(flags: SetupFlags): Promise<SetupAnswers>
 
   const answers: SetupAnswers = { clamd: endpoint, protect, excludePaths, prevention, excludeUsers, action, threads };
   if (version !== undefined) answers.clamdVersion = version;
-  const stream = streamMaxLengthFor(endpoint, conf);
-  if (stream !== undefined) answers.streamMaxLength = stream;
-  return answers;
+  return { ...answers, ...fromClamdConf(endpoint, conf) };
 }
 
 /** clamd's own User, when it exists here: clamd opening a file must never wait for onacc's verdict. */
@@ -54,11 +52,14 @@ export function defaultExcludedUsers(conf: LocalClamdConf | undefined): string[]
   return conf?.user !== undefined && uidOfUser(conf.user) !== undefined ? [conf.user] : [];
 }
 
-/** The local clamd.conf's StreamMaxLength, when the chosen clamd is the one it describes. */
-export function streamMaxLengthFor(endpoint: ClamdEndpoint, conf: LocalClamdConf | undefined): string | undefined {
-  if (conf?.streamMaxLength === undefined) return undefined;
+/** The local clamd.conf's StreamMaxLength and TemporaryDirectory, when the chosen clamd is the one it describes. */
+export function fromClamdConf(endpoint: ClamdEndpoint, conf: LocalClamdConf | undefined): Pick<SetupAnswers, "streamMaxLength" | "temporaryDirectory"> {
   const key = describeEndpoint(endpoint);
-  return conf.endpoints.some((e) => describeEndpoint(e) === key) ? conf.streamMaxLength : undefined;
+  if (conf === undefined || !conf.endpoints.some((e) => describeEndpoint(e) === key)) return {};
+  return {
+    ...(conf.streamMaxLength !== undefined ? { streamMaxLength: conf.streamMaxLength } : {}),
+    ...(conf.temporaryDirectory !== undefined ? { temporaryDirectory: conf.temporaryDirectory } : {}),
+  };
 }
 
 /** --clamd, or the first candidate that answers; checked with VERSION unless --skip-clamd-check. */

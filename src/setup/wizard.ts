@@ -22,7 +22,7 @@ import {
 } from "./answers.ts";
 import { candidateEndpoints, parseClamdAddress, probeClamd, readLocalClamdConf, unreachableHint, type LocalClamdConf } from "./clamd.ts";
 import { finishSetup, type Reporter } from "./finish.ts";
-import { defaultExcludedUsers, streamMaxLengthFor } from "./from-flags.ts";
+import { defaultExcludedUsers, fromClamdConf } from "./from-flags.ts";
 import type { SetupFlags } from "./options.ts";
 import { renderConfig } from "./write.ts";
 
@@ -55,10 +55,8 @@ export async function runWizard(flags: SetupFlags): Promise<number> {
   const action = await _askAction(flags, protect, prevention);
   const threads = await _askThreads(flags);
 
-  const answers: SetupAnswers = { clamd: clamd.endpoint, protect, excludePaths, prevention, excludeUsers, action, threads };
+  const answers: SetupAnswers = { clamd: clamd.endpoint, protect, excludePaths, prevention, excludeUsers, action, threads, ...fromClamdConf(clamd.endpoint, conf) };
   if (clamd.version !== undefined) answers.clamdVersion = clamd.version;
-  const stream = streamMaxLengthFor(clamd.endpoint, conf);
-  if (stream !== undefined) answers.streamMaxLength = stream;
 
   const { configPath, force } = await _askConfigPath(flags);
   p.note(renderConfig(answers, configPath).trimEnd(), configPath);

@@ -2,6 +2,7 @@
 // person said so) and the service drop-in that carries what clamd.conf cannot (the action, write access).
 import { closeSync, fsyncSync, fchmodSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { ONACC_DROPIN_DIR, ONACC_OPTION_NAMES } from "../config/onacc-options.ts";
 import { serializeConfig, type ConfigLine } from "../config/serialize.ts";
 import { OnaccError } from "../errors.ts";
 import { actionFlag, isInside, type SetupAnswers } from "./answers.ts";
@@ -28,6 +29,8 @@ export function renderConfig(answers: SetupAnswers, configPath: string): string 
   const header = [
     "onacc configuration, written by `onacc setup` (run it again to change it, or edit this file).",
     "clamd.conf syntax (man clamd.conf): onacc reads clamd's socket and the OnAccess* options.",
+    `onacc-only options (${[...ONACC_OPTION_NAMES].join(", ")}) may be added here as long as clamd`,
+    `does not read this file (clamd refuses options it does not know); else put them in ${ONACC_DROPIN_DIR}/*.conf.`,
     "",
     ...(flag === ""
       ? [`Infected files are ${answers.prevention ? "blocked and " : ""}logged, nothing more (see onacc --remove, --move, --copy).`]
@@ -49,6 +52,9 @@ export function renderConfig(answers: SetupAnswers, configPath: string): string 
   }
   if (answers.streamMaxLength !== undefined) {
     lines.push({ name: "StreamMaxLength", value: answers.streamMaxLength, comment: "clamd's own limit (from its clamd.conf)" });
+  }
+  if (answers.temporaryDirectory !== undefined) {
+    lines.push({ name: "TemporaryDirectory", value: answers.temporaryDirectory, comment: "Where clamd writes its scan temp files (from its clamd.conf): never watched" });
   }
   lines.push({ name: "OnAccessIncludePath", value: answers.protect, comment: "Directories to protect (with everything below them)" });
   if (answers.excludePaths.length > 0) {

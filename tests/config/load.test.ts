@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { readPathList } from "../../src/config/lists.ts";
-import { ConfigError } from "../../src/errors.ts";
+import { thrown } from "./helpers.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -21,16 +21,6 @@ function write(name: string, text: string): string {
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;
-}
-
-function thrown(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 describe("readPathList()", () => {

@@ -333,12 +333,33 @@ describe("parseConfigText() errors", () => {
     ]);
   });
 
-  test("parseConfigText() only warns about an unknown option onacc would not read", () => {
-    const { warnings } = parse("MaxThreds 10\nFrobnicate yes");
-    expect(warnings.map((w) => `${w.line}: ${w.message}`)).toEqual([
-      '2: Unknown option "MaxThreds" is ignored (clamd would refuse it): did you mean MaxThreads?',
-      '3: Unknown option "Frobnicate" is ignored (clamd would refuse it)',
+  test("parseConfigText() rejects an unknown option onacc does not read, as clamd refuses it", () => {
+    expect(messagesOf(SOCKET + "MaxThreds 10\nFrobnicate yes\nlogfile /var/log/clamd.log")).toEqual([
+      '2: Unknown option "MaxThreds": did you mean MaxThreads?',
+      '3: Unknown option "Frobnicate"',
+      '4: Unknown option "logfile": did you mean LogFile? (option names are case-sensitive)',
     ]);
+  });
+
+  test("parseConfigText() rejects a line of binary data, and a name with bytes that are not UTF-8 (read as U+FFFD)", () => {
+    expect(messagesOf(SOCKET + "\x7fELF\x02\x01\x01\x00 junk\nOnAccess\u00e9\ufffdx yes")).toEqual([
+      "2: The line contains control characters: is this a configuration file?",
+      '3: Unknown option "OnAccess\u00e9\ufffdx"',
+    ]);
+  });
+
+  test("parseConfigText() sums up a file with very many problems instead of listing them all", () => {
+    const garbage = Array.from({ length: 40 }, (_, i) => `garbage${i} x`).join("\n");
+    const problems = problemsOf(SOCKET + garbage);
+    expect(problems).toHaveLength(26);
+    expect(problems[25]).toEqual({ file: FILE, line: 0, message: "15 more problems not shown: is this a clamd.conf-style file at all?" });
+  });
+
+  test("parseConfigText() accepts clamd's command-line names in the file, as clamd does, and reads the ones it uses", () => {
+    const { config, warnings } = parse("tempdir /var/tmp/clamd\ndatadir /srv/db\nforeground yes\ndebug no\nTemporaryDirectory /tmp/other");
+    expect(config.temporaryDirectory).toBe("/var/tmp/clamd");
+    expect(config.databaseDirectory).toBe("/srv/db");
+    expect(warnings.map((w) => w.message)).toEqual(["TemporaryDirectory is set again (first at line 2); clamd uses the first value, and so does onacc"]);
   });
 
   test("parseConfigText() rejects an option without a value, an empty quoted value and a missing closing quote", () => {
