@@ -1,11 +1,11 @@
 // What happens to an infected file after its FOUND line: --remove, --move=DIR or --copy=DIR. Never throws;
 // returns the outcome, which the caller logs as `<path>: <message>` (error when !ok, info otherwise).
-import { chmodSync, fstatSync, lstatSync, unlinkSync, type BigIntStats } from "node:fs";
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { Errno, errnoName } from "../../ffi/errors.ts";
-import { closeFd, openParentNoSymlinks } from "../../ffi/fs.ts";
+import { Fstat, S_IFMT, S_IFREG, closeFd, emptyStat, openParentNoSymlinks, unlinkAt } from "../../ffi/fs.ts";
 import type { ActionOnFound } from "../cli/options.ts";
 import { displayPath } from "../log/display-path.ts";
-import { fsCode, fsReason } from "../log/fs-reason.ts";
+import { errnoReason, fsCode, fsReason } from "../log/fs-reason.ts";
 import type { Logger } from "../log/logger.ts";
 import {
   QUARANTINE_FILE_MODE,
@@ -15,7 +15,6 @@ import {
   linkIntoFreeName,
   prepareQuarantineDir,
   type Placed,
-  sameFile,
   syncDir,
 } from "./quarantine.ts";
 
@@ -56,20 +55,25 @@ export function applyAction(
     if (e === Errno.ENOENT) return { ok: true, vanished: true, message: `vanished before ${action.kind}` };
     return { ok: false, message: `${action.kind} refused: a directory on the file's path changed or is a symlink (${errnoName(e)}); the file was left alone` };
   }
-  const source = dirFd < 0 ? original : Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), baseName(original)]);
+  const name = baseName(original);
+  const target: _Target = {
+    dirFd,
+    name,
+    source: dirFd < 0 ? original : Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), name]),
+  };
   let outcome: _Outcome;
   try {
     switch (action.kind) {
       case "none":
         return { ok: true, message: "no action" };
       case "remove":
-        outcome = _remove(source, fd);
+        outcome = _remove(target, fd);
         break;
       case "move":
-        outcome = _move(source, action.dir, logger, fd);
+        outcome = _move(target, action.dir, logger, fd);
         break;
       case "copy":
-        outcome = _copy(source, action.dir, logger, fd);
+        outcome = _copy(target, action.dir, logger, fd);
         break;
     }
   } catch (err) {
@@ -86,6 +90,22 @@ export function applyAction(
   };
 }
 
+/** The file to act on, reached through its parent directory. */
+interface _Target {
+  /** O_PATH descriptor of the parent directory, opened without following any symlink. */
+  dirFd: number;
+  /** The last path component, bytes as they are. */
+  name: Buffer;
+  /** /proc/self/fd/<dirFd>/<name>: the same entry for node:fs calls that take a path. */
+  source: Buffer;
+}
+
+/** Which inode the action is about: the scanned one (from the scanner's fd) or the one checked first. */
+interface _Identity {
+  dev: number;
+  ino: number;
+}
+
 interface _Outcome {
   status: "done" | "vanished" | "failed";
   message: string;
@@ -94,29 +114,33 @@ interface _Outcome {
 
 type _Verb = "remove" | "move" | "copy";
 
-function _remove(source: Buffer, fd: number | undefined): _Outcome {
-  const gone = _checkStillThere(source, fd, "remove");
-  if (gone) return gone;
-  try {
-    unlinkSync(source);
-  } catch (err) {
-    if (fsCode(err) === "ENOENT") return _vanished("remove");
-    return { status: "failed", message: `removal failed: ${fsReason(err)}` };
+function _remove(target: _Target, fd: number | undefined): _Outcome {
+  const id = _checkStillThere(target, fd, "remove");
+  if ("status" in id) return id;
+  const gone = _unlinkIfSame(target, id);
+  switch (gone.result) {
+    case "removed":
+      // clamdscan's wording, so existing log watchers keep matching.
+      return { status: "done", message: "Removed." };
+    case "vanished":
+      return _vanished("remove");
+    case "replaced":
+      return _vanished("remove", "the path now names another file");
+    case "failed":
+      return { status: "failed", message: `removal failed: ${errnoReason(gone.errno)}` };
   }
-  // clamdscan's wording, so existing log watchers keep matching.
-  return { status: "done", message: "Removed." };
 }
 
-function _move(source: Buffer, dir: string, logger: ActionLogger, fd: number | undefined): _Outcome {
+function _move(target: _Target, dir: string, logger: ActionLogger, fd: number | undefined): _Outcome {
   const failed = (reason: string, after = "; the file was left in place"): _Outcome => ({
     status: "failed",
     message: `move to quarantine directory "${dir}" failed: ${reason}${after}`,
   });
   const quarantine = _prepare(dir, logger);
   if (typeof quarantine !== "string") return failed(quarantine.reason);
-  const gone = _checkStillThere(source, fd, "move");
-  if (gone) return gone;
-  const name = baseName(source);
+  const id = _checkStillThere(target, fd, "move");
+  if ("status" in id) return id;
+  const { source, name } = target;
 
   // Same filesystem: a new name by link(2) (never replaces), then drop the old one: rename without overwrite.
   let placed: Placed | undefined;
@@ -128,20 +152,24 @@ function _move(source: Buffer, dir: string, logger: ActionLogger, fd: number | u
     if (code !== "EXDEV") return failed(_reasonOf(err));
   }
   if (placed) {
-    if (!placed.renamed) {
-      try {
-        unlinkSync(source);
-      } catch (err) {
-        if (fsCode(err) !== "ENOENT") {
-          _unlinkQuietly(placed.path);
-          return failed(`the original could not be removed: ${fsReason(err)}`);
-        }
-      }
+    if (placed.renamed) return _finishQuarantined(placed.path, quarantine, "moved", logger);
+    // link(2) took whatever the name held at that moment: it must be the file that was scanned.
+    if (!_isFile(placed.path, id)) {
+      _unlinkQuietly(placed.path);
+      _syncDirQuietly(quarantine);
+      return _vanished("move", "the path now names another file");
     }
-    return _finishQuarantined(placed.path, quarantine, "moved", logger);
+    const gone = _unlinkIfSame(target, id);
+    if (gone.result === "failed") {
+      _unlinkQuietly(placed.path);
+      return failed(`the original could not be removed: ${errnoReason(gone.errno)}`);
+    }
+    const done = _finishQuarantined(placed.path, quarantine, "moved", logger);
+    return gone.result === "replaced" ? _keptBoth(done, name, gone.found, id) : done;
   }
 
-  // Another filesystem: a durable copy first; the original goes only once the copy is safe.
+  // Another filesystem: a durable copy first; the original goes only once the copy is safe, and only if
+  // its name still holds the file that was copied.
   let copy: Buffer;
   try {
     copy = copyIntoQuarantine({ path: source, fd }, quarantine, name);
@@ -149,29 +177,43 @@ function _move(source: Buffer, dir: string, logger: ActionLogger, fd: number | u
     if (fsCode(err) === "ENOENT" && !_exists(source)) return _vanished("move");
     return failed(_reasonOf(err));
   }
-  try {
-    unlinkSync(source);
-  } catch (err) {
-    if (fsCode(err) !== "ENOENT") {
-      _unlinkQuietly(copy);
-      _syncDirQuietly(quarantine);
-      return failed(`the original could not be removed: ${fsReason(err)}`, "; the file was left in place, the copy discarded");
-    }
+  const gone = _unlinkIfSame(target, id);
+  if (gone.result === "failed") {
+    _unlinkQuietly(copy);
+    _syncDirQuietly(quarantine);
+    return failed(`the original could not be removed: ${errnoReason(gone.errno)}`, "; the file was left in place, the copy discarded");
   }
-  return _finishQuarantined(copy, quarantine, "moved", logger);
+  const done = _finishQuarantined(copy, quarantine, "moved", logger);
+  return gone.result === "replaced" ? _keptBoth(done, name, gone.found, id) : done;
 }
 
-function _copy(source: Buffer, dir: string, logger: ActionLogger, fd: number | undefined): _Outcome {
+/**
+ * The file is safe in the quarantine, but between the check and the unlink its name came to hold another
+ * file (renamed there by someone who can write the directory). That file was never scanned or copied: it is
+ * left where it is, and the outcome is an error so the log says so.
+ */
+function _keptBoth(done: _Outcome, name: Buffer, found: _Identity, scanned: _Identity): _Outcome {
+  return {
+    status: "failed",
+    ...(done.destination !== undefined ? { destination: done.destination } : {}),
+    message:
+      `quarantined as '${done.destination}', but the original was not removed: "${displayPath(name)}" now names another file ` +
+      `(inode ${found.ino}; the scanned file was inode ${scanned.ino}), which was left in place`,
+  };
+}
+
+function _copy(target: _Target, dir: string, logger: ActionLogger, fd: number | undefined): _Outcome {
   const failed = (reason: string): _Outcome => ({
     status: "failed",
     message: `copy to quarantine directory "${dir}" failed: ${reason}`,
   });
   const quarantine = _prepare(dir, logger);
   if (typeof quarantine !== "string") return failed(quarantine.reason);
-  const gone = _checkStillThere(source, fd, "copy");
-  if (gone) return gone;
+  const id = _checkStillThere(target, fd, "copy");
+  if ("status" in id) return id;
+  const { source } = target;
   try {
-    const copy = copyIntoQuarantine({ path: source, fd }, quarantine, baseName(source));
+    const copy = copyIntoQuarantine({ path: source, fd }, quarantine, target.name);
     return _finishQuarantined(copy, quarantine, "copied", logger);
   } catch (err) {
     if (fsCode(err) === "ENOENT" && !_exists(source)) return _vanished("copy");
@@ -203,26 +245,62 @@ function _finishQuarantined(target: Buffer, quarantine: string, verb: "moved" | 
 }
 
 /**
- * undefined while the path still names the scanned regular file; otherwise the "vanished" outcome.
- * With the scanner's fd, a path that now names another inode counts as vanished: acting on it would hit
- * a file nobody scanned.
+ * The identity of the file to act on while the name still holds the scanned regular file; otherwise the
+ * "vanished" outcome. With the scanner's fd, a name that now holds another inode counts as vanished:
+ * acting on it would hit a file nobody scanned.
  */
-function _checkStillThere(source: Buffer, fd: number | undefined, verb: _Verb): _Outcome | undefined {
-  let current: BigIntStats;
+function _checkStillThere(target: _Target, fd: number | undefined, verb: _Verb): _Identity | _Outcome {
+  const current = emptyStat();
+  const e = _statAt(target, current);
+  if (e === Errno.ENOENT || e === Errno.ENOTDIR) return _vanished(verb);
+  if (e !== 0) return { status: "failed", message: `${verb} failed: ${errnoReason(e)}` };
+  if ((current.mode & S_IFMT) !== S_IFREG) return _vanished(verb, "the path is no longer a regular file");
+  if (fd === undefined) return { dev: current.dev, ino: current.ino };
+  const scanned = emptyStat();
+  const fe = _fstat.stat(fd, scanned);
+  if (fe !== 0) return { status: "failed", message: `${verb} failed: scanned descriptor ${fd}: ${errnoReason(fe)}` };
+  if (scanned.dev !== current.dev || scanned.ino !== current.ino) return _vanished(verb, "the path now names another file");
+  return { dev: scanned.dev, ino: scanned.ino };
+}
+
+type _Unlinked =
+  | { result: "removed" | "vanished" }
+  | { result: "replaced"; found: _Identity }
+  | { result: "failed"; errno: number };
+
+/**
+ * unlinkat() of the target's name, only while it still holds inode `id`: checked through the same parent
+ * descriptor (fstatat, no symlink followed) right before. A name that now holds another file is left alone.
+ * Hint: the kernel has no "unlink if this inode"; what remains is the gap between two system calls, against
+ * the whole copy before.
+ */
+function _unlinkIfSame(target: _Target, id: _Identity): _Unlinked {
+  if (target.dirFd < 0) return { result: "failed", errno: Errno.EBADF };
+  const current = emptyStat();
+  const e = _statAt(target, current);
+  if (e === Errno.ENOENT) return { result: "vanished" };
+  if (e !== 0) return { result: "failed", errno: e };
+  if (current.dev !== id.dev || current.ino !== id.ino) return { result: "replaced", found: { dev: current.dev, ino: current.ino } };
+  const u = unlinkAt(target.dirFd, target.name);
+  if (u === Errno.ENOENT) return { result: "vanished" };
+  return u === 0 ? { result: "removed" } : { result: "failed", errno: u };
+}
+
+// One stat buffer per thread (each Worker loads this module on its own).
+const _fstat = new Fstat();
+
+function _statAt(target: _Target, out: ReturnType<typeof emptyStat>): number {
+  return _fstat.statAt(target.dirFd, target.name, out);
+}
+
+/** Whether `path` (in the quarantine, root's own directory) is inode `id`. */
+function _isFile(path: Buffer, id: _Identity): boolean {
   try {
-    current = lstatSync(source, { bigint: true });
-  } catch (err) {
-    if (fsCode(err) === "ENOENT" || fsCode(err) === "ENOTDIR") return _vanished(verb);
-    return { status: "failed", message: `${verb} failed: ${fsReason(err)}` };
+    const st = lstatSync(path);
+    return st.dev === id.dev && st.ino === id.ino;
+  } catch {
+    return false;
   }
-  if (!current.isFile()) return _vanished(verb, "the path is no longer a regular file");
-  if (fd === undefined) return undefined;
-  try {
-    if (!sameFile(current, fstatSync(fd, { bigint: true }))) return _vanished(verb, "the path now names another file");
-  } catch (err) {
-    return { status: "failed", message: `${verb} failed: scanned descriptor ${fd}: ${fsReason(err)}` };
-  }
-  return undefined;
 }
 
 function _vanished(verb: _Verb, why?: string): _Outcome {

@@ -16,7 +16,6 @@ import {
   statSync,
   unlinkSync,
   writeSync,
-  type BigIntStats,
 } from "node:fs";
 import { resolve } from "node:path";
 import { fsCode, fsReason } from "../log/fs-reason.ts";
@@ -202,11 +201,6 @@ export function syncDir(dir: string): void {
       closeSync(fd);
     }
   });
-}
-
-/** Whether two stats name the same inode (the scanned file is still the one at the path). */
-export function sameFile(a: BigIntStats, b: BigIntStats): boolean {
-  return a.dev === b.dev && a.ino === b.ino;
 }
 
 function _openSource(path: Buffer): number {
