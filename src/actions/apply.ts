@@ -1,6 +1,6 @@
 // What happens to an infected file after its FOUND line: --remove, --move=DIR or --copy=DIR. Never throws;
 // returns the outcome, which the caller logs as `<path>: <message>` (error when !ok, info otherwise).
-import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import { chmodSync, lstatSync, renameSync } from "node:fs";
 import { Errno, errnoName } from "../../ffi/errors.ts";
 import { Fstat, S_IFMT, S_IFREG, closeFd, emptyStat, openParentNoSymlinks, unlinkAt } from "../../ffi/fs.ts";
 import type { ActionOnFound } from "../cli/options.ts";
@@ -11,12 +11,22 @@ import {
   QUARANTINE_FILE_MODE,
   QuarantineError,
   baseName,
-  copyIntoQuarantine,
-  linkIntoFreeName,
+  closeQuietly,
+  copyToTemp,
+  fileFacts,
+  inDir,
+  linkToTemp,
+  noHardLinks,
+  openSource,
+  pathExists,
   prepareQuarantineDir,
-  type Placed,
+  publish,
+  reserveName,
   syncDir,
+  unlinkQuietly,
+  type FileFacts,
 } from "./quarantine.ts";
+import { removeRecord, writeRecord, type VaultRecord } from "./vault.ts";
 
 export interface ActionResult {
   /** False only when the action was attempted and failed; a vanished file is ok. */
@@ -32,11 +42,18 @@ export interface ActionResult {
 /** The part of Logger that actions use (warnings about the quarantine itself). */
 export type ActionLogger = Pick<Logger, "warn">;
 
+/** What the scanner knows about the detection, for the quarantine record. */
+export interface Detection {
+  /** The signature names clamd reported. */
+  signatures: string[];
+}
+
 /**
  * Applies --remove / --move / --copy to the file at `path` (bytes from /proc/self/fd, or a string).
  * `fd` is the scanner's descriptor for the scanned file: when given, the action is skipped if the path
  * now names another file, and copies read through it (pread; its offset is untouched).
  * Moving never loses the file: on any failure the original stays and nothing is left in DIR.
+ * --move/--copy write a vault record first (src/actions/vault.ts), with `detection`'s signatures.
  * Only side warnings (a group-readable quarantine, a failed chmod) are logged here; the outcome is not.
  */
 export function applyAction(
@@ -44,6 +61,7 @@ export function applyAction(
   path: Uint8Array | string,
   logger: ActionLogger,
   fd?: number,
+  detection: Detection = { signatures: [] },
 ): ActionResult {
   // The file is reached through its parent directory, opened without following any symlink, as
   // /proc/self/fd/<dir>/<name>: swapping a parent directory for a symlink after the scan cannot send a root
@@ -58,6 +76,7 @@ export function applyAction(
   const name = baseName(original);
   const target: _Target = {
     dirFd,
+    original,
     name,
     source: dirFd < 0 ? original : Buffer.concat([Buffer.from(`/proc/self/fd/${dirFd}/`), name]),
   };
@@ -70,10 +89,8 @@ export function applyAction(
         outcome = _remove(target, fd);
         break;
       case "move":
-        outcome = _move(target, action.dir, logger, fd);
-        break;
       case "copy":
-        outcome = _copy(target, action.dir, logger, fd);
+        outcome = _quarantine(action.kind, target, action.dir, logger, fd, detection.signatures);
         break;
     }
   } catch (err) {
@@ -94,6 +111,8 @@ export function applyAction(
 interface _Target {
   /** O_PATH descriptor of the parent directory, opened without following any symlink. */
   dirFd: number;
+  /** The path as the scanner gave it. */
+  original: Buffer;
   /** The last path component, bytes as they are. */
   name: Buffer;
   /** /proc/self/fd/<dirFd>/<name>: the same entry for node:fs calls that take a path. */
@@ -131,60 +150,140 @@ function _remove(target: _Target, fd: number | undefined): _Outcome {
   }
 }
 
-function _move(target: _Target, dir: string, logger: ActionLogger, fd: number | undefined): _Outcome {
-  const failed = (reason: string, after = "; the file was left in place"): _Outcome => ({
+/**
+ * --move and --copy. The record goes first (written and fsynced with the name reserved for the file), then
+ * the content arrives under a temp name and is renamed over that name; a move then removes the original,
+ * only while its name still holds the scanned file. Any failure before that undoes everything in DIR.
+ */
+function _quarantine(
+  kind: "move" | "copy",
+  target: _Target,
+  dir: string,
+  logger: ActionLogger,
+  fd: number | undefined,
+  signatures: string[],
+): _Outcome {
+  const failed = (reason: string, after = kind === "move" ? "; the file was left in place" : ""): _Outcome => ({
     status: "failed",
-    message: `move to quarantine directory "${dir}" failed: ${reason}${after}`,
+    message: `${kind} to quarantine directory "${dir}" failed: ${reason}${after}`,
   });
   const quarantine = _prepare(dir, logger);
   if (typeof quarantine !== "string") return failed(quarantine.reason);
-  const id = _checkStillThere(target, fd, "move");
+  const id = _checkStillThere(target, fd, kind);
   if ("status" in id) return id;
-  const { source, name } = target;
 
-  // Same filesystem: a new name by link(2) (never replaces), then drop the old one: rename without overwrite.
-  let placed: Placed | undefined;
+  // The content is read through the scanner's descriptor, or through one opened now and checked to be
+  // the same file.
+  const contentFd = fd ?? _openChecked(target, id, kind);
+  if (typeof contentFd !== "number") return contentFd;
   try {
-    placed = linkIntoFreeName(source, quarantine, name);
-  } catch (err) {
-    const code = fsCode(err);
-    if (code === "ENOENT" && !_exists(source)) return _vanished("move");
-    if (code !== "EXDEV") return failed(_reasonOf(err));
-  }
-  if (placed) {
-    if (placed.renamed) return _finishQuarantined(placed.path, quarantine, "moved", logger);
-    // link(2) took whatever the name held at that moment: it must be the file that was scanned.
-    if (!_isFile(placed.path, id)) {
-      _unlinkQuietly(placed.path);
-      _syncDirQuietly(quarantine);
-      return _vanished("move", "the path now names another file");
+    let facts: FileFacts;
+    let reserved: Buffer;
+    try {
+      facts = fileFacts(contentFd);
+      reserved = reserveName(quarantine, target.name);
+    } catch (err) {
+      return failed(_reasonOf(err));
     }
+    let record: VaultRecord;
+    try {
+      record = writeRecord(quarantine, {
+        action: kind,
+        time: new Date().toISOString(),
+        originalPath: target.original,
+        name: reserved,
+        ...facts,
+        signatures,
+      });
+    } catch (err) {
+      unlinkQuietly(inDir(quarantine, reserved));
+      return failed(`the quarantine record could not be written: ${_reasonOf(err)}`);
+    }
+    const undo = (): void => {
+      unlinkQuietly(inDir(quarantine, reserved));
+      try {
+        removeRecord(quarantine, record.id);
+      } catch {
+        /* the record says the file never arrived (state "incomplete"); harmless */
+      }
+      _syncDirQuietly(quarantine);
+    };
+
+    // A move on the same filesystem gets a second link to the very inode; anything else a durable copy.
+    let temp: Buffer | undefined;
+    if (kind === "move") {
+      try {
+        temp = linkToTemp(target.source, quarantine);
+      } catch (err) {
+        const code = err instanceof QuarantineError ? err.code : undefined;
+        if (code === "ENOENT" && !pathExists(target.source)) {
+          undo();
+          return _vanished("move");
+        }
+        if (noHardLinks(code)) return _renameInto(target, id, fd, quarantine, reserved, undo, logger, failed);
+        if (code !== "EXDEV") {
+          undo();
+          return failed(_reasonOf(err));
+        }
+      }
+      // link(2) took whatever the name held at that moment: it must be the file that was scanned.
+      if (temp && !_isFile(temp, id)) {
+        unlinkQuietly(temp);
+        undo();
+        return _vanished("move", "the path now names another file");
+      }
+    }
+    const linked = temp !== undefined;
+    let final: Buffer;
+    try {
+      temp ??= copyToTemp(contentFd, quarantine);
+      final = publish(temp, quarantine, reserved);
+    } catch (err) {
+      if (temp) unlinkQuietly(temp);
+      undo();
+      return failed(_reasonOf(err));
+    }
+    if (kind === "copy") return _finishQuarantined(final, quarantine, "copied", logger);
+
     const gone = _unlinkIfSame(target, id);
     if (gone.result === "failed") {
-      _unlinkQuietly(placed.path);
-      return failed(`the original could not be removed: ${errnoReason(gone.errno)}`);
+      undo();
+      return failed(`the original could not be removed: ${errnoReason(gone.errno)}`, linked ? undefined : "; the file was left in place, the copy discarded");
     }
-    const done = _finishQuarantined(placed.path, quarantine, "moved", logger);
-    return gone.result === "replaced" ? _keptBoth(done, name, gone.found, id) : done;
+    const done = _finishQuarantined(final, quarantine, "moved", logger);
+    return gone.result === "replaced" ? _keptBoth(done, target.name, gone.found, id) : done;
+  } finally {
+    if (fd === undefined) closeQuietly(contentFd);
   }
+}
 
-  // Another filesystem: a durable copy first; the original goes only once the copy is safe, and only if
-  // its name still holds the file that was copied.
-  let copy: Buffer;
+/**
+ * Filesystems without hard links (vfat, exfat…): the original is renamed over its reserved name, checked
+ * again right before (a small race there, accepted: such filesystems rarely hold other users' files).
+ */
+function _renameInto(
+  target: _Target,
+  id: _Identity,
+  fd: number | undefined,
+  quarantine: string,
+  reserved: Buffer,
+  undo: () => void,
+  logger: ActionLogger,
+  failed: (reason: string) => _Outcome,
+): _Outcome {
+  const again = _checkStillThere(target, fd, "move");
+  if ("status" in again || again.ino !== id.ino || again.dev !== id.dev) {
+    undo();
+    return "status" in again ? again : _vanished("move", "the path now names another file");
+  }
+  const final = inDir(quarantine, reserved);
   try {
-    copy = copyIntoQuarantine({ path: source, fd }, quarantine, name);
+    renameSync(target.source, final);
   } catch (err) {
-    if (fsCode(err) === "ENOENT" && !_exists(source)) return _vanished("move");
-    return failed(_reasonOf(err));
+    undo();
+    return failed(fsReason(err));
   }
-  const gone = _unlinkIfSame(target, id);
-  if (gone.result === "failed") {
-    _unlinkQuietly(copy);
-    _syncDirQuietly(quarantine);
-    return failed(`the original could not be removed: ${errnoReason(gone.errno)}`, "; the file was left in place, the copy discarded");
-  }
-  const done = _finishQuarantined(copy, quarantine, "moved", logger);
-  return gone.result === "replaced" ? _keptBoth(done, name, gone.found, id) : done;
+  return _finishQuarantined(final, quarantine, "moved", logger);
 }
 
 /**
@@ -202,23 +301,21 @@ function _keptBoth(done: _Outcome, name: Buffer, found: _Identity, scanned: _Ide
   };
 }
 
-function _copy(target: _Target, dir: string, logger: ActionLogger, fd: number | undefined): _Outcome {
-  const failed = (reason: string): _Outcome => ({
-    status: "failed",
-    message: `copy to quarantine directory "${dir}" failed: ${reason}`,
-  });
-  const quarantine = _prepare(dir, logger);
-  if (typeof quarantine !== "string") return failed(quarantine.reason);
-  const id = _checkStillThere(target, fd, "copy");
-  if ("status" in id) return id;
-  const { source } = target;
+/** Opens the target to read it, and checks that it is still inode `id`. */
+function _openChecked(target: _Target, id: _Identity, verb: _Verb): number | _Outcome {
+  let opened: number;
   try {
-    const copy = copyIntoQuarantine({ path: source, fd }, quarantine, target.name);
-    return _finishQuarantined(copy, quarantine, "copied", logger);
+    opened = openSource(target.source);
   } catch (err) {
-    if (fsCode(err) === "ENOENT" && !_exists(source)) return _vanished("copy");
-    return failed(_reasonOf(err));
+    if (err instanceof QuarantineError && (err.code === "ENOENT" || err.code === "ELOOP")) return _vanished(verb);
+    return { status: "failed", message: `${verb} failed: ${_reasonOf(err)}` };
   }
+  const st = emptyStat();
+  if (_fstat.stat(opened, st) !== 0 || st.dev !== id.dev || st.ino !== id.ino) {
+    closeQuietly(opened);
+    return _vanished(verb, "the path now names another file");
+  }
+  return opened;
 }
 
 function _prepare(dir: string, logger: ActionLogger): string | { reason: string } {
@@ -309,23 +406,6 @@ function _vanished(verb: _Verb, why?: string): _Outcome {
 
 function _reasonOf(err: unknown): string {
   return err instanceof QuarantineError ? err.message : fsReason(err);
-}
-
-function _exists(path: Buffer): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function _unlinkQuietly(path: Buffer): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    /* already gone */
-  }
 }
 
 function _syncDirQuietly(dir: string): void {
