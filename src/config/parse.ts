@@ -9,6 +9,7 @@ import type { ClamdEndpoint, OnaccConfig } from "./types.ts";
 import {
   absolutePathValue,
   booleanValue,
+  durationValue,
   hostValue,
   isWildcardAddress,
   numberValue,
@@ -50,6 +51,8 @@ const _usedOptions = v.object({
   OnAccessPrevention: v.optional(booleanValue, "no"),
   OnAccessExtraScanning: v.optional(booleanValue, "no"),
   OnAccessDisableDDD: v.optional(booleanValue, "no"),
+  // onacc's own (clamd refuses it: only in onacc's own config file). How long --move/--copy keep files.
+  QuarantineRetention: v.optional(durationValue, "0"),
 });
 
 type _UsedOption = keyof typeof _usedOptions.entries;
@@ -156,6 +159,7 @@ export function parseConfigText(text: string, file: string, options: ParseOption
   if (o.User !== undefined) config.clamdUser = o.User;
   if (o.TemporaryDirectory !== undefined) config.temporaryDirectory = o.TemporaryDirectory;
   if (o.DatabaseDirectory !== undefined) config.databaseDirectory = o.DatabaseDirectory;
+  if (o.QuarantineRetention > 0) config.quarantineRetentionMs = o.QuarantineRetention;
   return { config, warnings: _byLine(warnings) };
 }
 

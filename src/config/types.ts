@@ -70,5 +70,7 @@ export interface OnaccConfig {
   temporaryDirectory?: string;
   /** DatabaseDirectory: watched for signature changes (verdict cache invalidation). */
   databaseDirectory?: string;
+  /** QuarantineRetention (onacc's own): quarantined files and their records older than this are deleted. */
+  quarantineRetentionMs?: number;
   onAccess: OnAccessOptions;
 }

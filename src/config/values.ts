@@ -31,6 +31,19 @@ export const sizeValue = v.pipe(
   v.check((n: number) => Number.isSafeInteger(n), "is too large"),
 );
 
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * A duration (onacc's own options): a whole number with s, m (minutes), h, d or w, e.g. "30d"; "0" means
+ * never. Yields milliseconds.
+ */
+export const durationValue = v.pipe(
+  v.string(),
+  v.regex(/^(0|\d+[smhdw])$/, 'expected a whole number with s, m (minutes), h, d or w (e.g. "30d"), or 0 for never'),
+  v.transform((s) => (s === "0" ? 0 : Number(s.slice(0, -1)) * DURATION_UNITS[s.slice(-1)]!)),
+  v.check((n: number) => Number.isSafeInteger(n), "is too large"),
+);
+
 /** NUMBER: an unsigned whole number within [min, max]. */
 export function numberValue(min: number, max = CLAMD_INT_MAX, unit = "") {
   const suffix = unit ? ` ${unit}` : "";
