@@ -85,10 +85,10 @@ export interface Holder {
 
 /**
  * Starts hold-open.ts as its own process on `mount` (a tmpfs the test mounted): the first open of a file
- * whose path contains `fragment` waits until release().
+ * or directory whose path contains `pattern` (or is exactly X, for a pattern "=X") waits until release().
  */
-export async function startHolder(mount: string, fragment: string): Promise<Holder> {
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "hold-open.ts"), mount, fragment], {
+export async function startHolder(mount: string, pattern: string): Promise<Holder> {
+  const proc = Bun.spawn(["bun", join(import.meta.dir, "hold-open.ts"), mount, pattern], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",

@@ -1,8 +1,9 @@
-// Run as its own root process by the attack tests: a fanotify group on a test tmpfs that holds the first
-// open of a file whose name contains argv[3] until a line arrives on stdin, so a race window is open for as
-// long as the test needs (no timing luck). argv: mount path, name fragment. Prints "ready", then
-// "held <path>" when it holds an open, and "released" after answering it. Every other open is allowed at
-// once; if this process dies, the kernel allows whatever it held.
+// Run as its own root process by the attack and crash tests: a fanotify group on a test tmpfs that holds
+// the first open of a file or directory whose path contains argv[3] (or, written "=PATH", is exactly PATH)
+// until a line arrives on stdin, so a race window stays open as long as the test needs (no timing luck).
+// argv: mount path, pattern. Prints "ready", then "held <path>" when it holds an open, and "released"
+// after answering it. Every other open is allowed at once; if this process dies, the kernel allows
+// whatever it held.
 import { readSync, readlinkSync } from "node:fs";
 import {
   FAN_ALLOW,
@@ -10,6 +11,7 @@ import {
   FAN_CLOEXEC,
   FAN_MARK_ADD,
   FAN_MARK_FILESYSTEM,
+  FAN_ONDIR,
   FAN_OPEN_PERM,
   O_RDONLY,
   ResponseWriter,
@@ -19,11 +21,12 @@ import {
 } from "../../ffi/fanotify.ts";
 import { libc, structBuffer } from "../../ffi/libc.ts";
 
-const [mount, fragment] = process.argv.slice(2);
-if (!mount || !fragment) throw new Error("usage: hold-open.ts MOUNT NAME-FRAGMENT");
+const [mount, pattern] = process.argv.slice(2);
+if (!mount || !pattern) throw new Error("usage: hold-open.ts MOUNT FRAGMENT|=PATH");
+const matches = (path: string) => (pattern.startsWith("=") ? path === pattern.slice(1) : path.includes(pattern));
 
 const group = fanotifyInit(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
-fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, -100, mount);
+fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM | FAN_ONDIR, -100, mount);
 const responder = new ResponseWriter(group);
 const buf = structBuffer(4096);
 const view = new DataView(buf.buffer);
@@ -48,13 +51,14 @@ for (;;) {
     } catch {
       /* no path: allowed below */
     }
-    if (!held && path.includes(fragment)) {
+    const hold = !held && matches(path);
+    if (hold) {
       held = true;
       console.log(`held ${path}`);
       waitForLine();
     }
     responder.respond(fd, FAN_ALLOW);
     libc.close(fd);
-    if (held && path.includes(fragment)) console.log("released");
+    if (hold) console.log("released");
   });
 }
