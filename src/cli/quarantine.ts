@@ -149,7 +149,7 @@ export function parseQuarantineArgs(argv: readonly string[], cwd: string = proce
 /** What the subcommand works with: the quarantine directory and how it was found. */
 interface _Where {
   dir: string;
-  /** For messages: "--move", "the running onacc (pid N)", "the default". */
+  /** For messages: "--move", "the running onacc, pid N", "the default". */
   source: string;
   /** The agent's flags to take clamd's endpoints from (restore). */
   agent: RunOptions;
@@ -172,7 +172,7 @@ async function _locate(args: QuarantineArgs): Promise<_Where> {
     }
     // Its clamd and configuration, unless this command line names them.
     const agent = configGiven || args.given.has("clamd") ? args.agent : running.options;
-    return { dir: ra.dir, source: `the running onacc (pid ${running.pid})`, agent, configGiven: configGiven || agent === running.options };
+    return { dir: ra.dir, source: `the running onacc, pid ${running.pid}`, agent, configGiven: configGiven || agent === running.options };
   }
   return { dir: DEFAULT_QUARANTINE, source: "the default", agent: args.agent, configGiven };
 }
@@ -239,7 +239,7 @@ function _list(where: _Where, json: boolean, io: _Io): number {
   }
   for (const p of problems) io.err(`onacc: ${p}\n`);
   if (records.length === 0) {
-    io.out(`Quarantine ${where.dir} (${where.source}): no files\n`);
+    io.out(`Quarantine ${where.dir} (from ${where.source}): no files\n`);
     return ExitCode.ok;
   }
   const rows = records.map((r) => [
@@ -255,7 +255,7 @@ function _list(where: _Where, json: boolean, io: _Io): number {
   const header = ["ID", "QUARANTINED (UTC)", "SIZE", "OWNER", "MODE", "STATE", "SIGNATURE", "ORIGINAL PATH"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")}\n`;
-  io.out(`Quarantine ${where.dir} (${where.source}): ${records.length} file(s)\n`);
+  io.out(`Quarantine ${where.dir} (from ${where.source}): ${records.length} file(s)\n`);
   io.out(line(header));
   for (const row of rows) io.out(line(row));
   return ExitCode.ok;

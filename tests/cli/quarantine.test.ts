@@ -126,7 +126,7 @@ describe("onacc quarantine with a running agent", () => {
       });
       const id = listed.records[0]!.id as string;
       const table = await quarantine("list", `--move=${s.quarantine}`);
-      expect(table.out).toContain(`Quarantine ${s.quarantine} (--move): 1 file(s)`);
+      expect(table.out).toContain(`Quarantine ${s.quarantine} (from --move): 1 file(s)`);
       expect(table.out).toMatch(new RegExp(`${id} .* ${OWNER}:${OWNER}\\s+0640\\s+ok\\s+${FOUND.replace(/\./g, "\\.")}\\s+${s.file}`));
       // Without --move the running agent is asked (its status socket) which directory it uses.
       const found = await quarantine("list", "--json", `--status-socket=${agent!.statusSocket}`);
