@@ -98,13 +98,13 @@ export async function startHolder(mount: string, pattern: string): Promise<Holde
     const d = new TextDecoder();
     for await (const c of proc.stdout) out += d.decode(c, { stream: true });
   })();
-  const until = async (pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> => {
+  const until = async (wanted: RegExp, timeoutMs: number): Promise<RegExpExecArray> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = pattern.exec(out);
+      const m = wanted.exec(out);
       if (m) return m;
       if (proc.exitCode !== null) throw new Error(`hold-open.ts exited with ${proc.exitCode}: ${await new Response(proc.stderr).text()}`);
-      if (Date.now() > deadline) throw new Error(`hold-open.ts did not print ${pattern} within ${timeoutMs} ms; it printed: ${out}`);
+      if (Date.now() > deadline) throw new Error(`hold-open.ts did not print ${wanted} within ${timeoutMs} ms; it printed: ${out}`);
       await Bun.sleep(10);
     }
   };
