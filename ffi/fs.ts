@@ -8,6 +8,7 @@ import { cstr, errno, libc, structBuffer } from "./libc.ts";
 // Hint: struct statx (linux/stat.h) is 256 bytes; the offsets below are the kernel's.
 const SYS_statx = process.arch === "arm64" ? 291 : 332;
 const AT_EMPTY_PATH = 0x1000;
+const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_STATX_DONT_SYNC = 0x4000;
 const STATX_BASIC_STATS = 0x7ff;
 const STATX_MNT_ID = 0x1000;
@@ -56,7 +57,19 @@ export class Fstat {
    * the client's cache, so the call cannot wait on a stalled server (they may be stale there).
    */
   stat(fd: number, out: FdStat, flags = 0): number {
-    if (libc.syscall(SYS_statx, fd, this.empty, AT_EMPTY_PATH | flags, STATX_BASIC_STATS | STATX_MNT_ID, this.buf) !== 0) return errno();
+    return this._statx(fd, this.empty, AT_EMPTY_PATH | flags, out);
+  }
+
+  /**
+   * fstatat(dirFd, name, AT_SYMLINK_NOFOLLOW): the entry `name` (one component, bytes) of the directory
+   * behind `dirFd` (an O_PATH descriptor will do), never following a symlink. Returns errno (0 on success).
+   */
+  statAt(dirFd: number, name: Uint8Array, out: FdStat): number {
+    return this._statx(dirFd, cstr(name), AT_SYMLINK_NOFOLLOW, out);
+  }
+
+  private _statx(dirFd: number, path: Uint8Array, flags: number, out: FdStat): number {
+    if (libc.syscall(SYS_statx, dirFd, path, flags, STATX_BASIC_STATS | STATX_MNT_ID, this.buf) !== 0) return errno();
     const v = this.view;
     out.dev = makeDev(v.getUint32(STX.devMajor, true), v.getUint32(STX.devMinor, true));
     out.ino = Number(v.getBigUint64(STX.ino, true));
@@ -122,6 +135,11 @@ export class FdPath {
     }
     return this.out.slice(0, n);
   }
+}
+
+/** unlinkat(dirFd, name, 0): removes the entry `name` (one component, bytes) of that directory. 0 or errno. */
+export function unlinkAt(dirFd: number, name: Uint8Array): number {
+  return libc.unlinkat(dirFd, cstr(name), 0) === 0 ? 0 : errno();
 }
 
 export function closeFd(fd: number): void {

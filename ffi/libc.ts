@@ -13,6 +13,7 @@ const lib = dlopen("libc.so.6", {
   pread64: { args: [i32, ptr, u64_fast, i64_fast], returns: i64_fast },
   close: { args: [i32], returns: i32 },
   openat: { args: [i32, ptr, i32, u32], returns: i32 },
+  unlinkat: { args: [i32, ptr, i32], returns: i32 },
   // syscall(2): for calls without a wrapper in every C library onacc runs on (statx; see fs.ts).
   syscall: { args: [i64_fast, i64_fast, ptr, i32, u32, ptr], returns: i32 },
   readlink: { args: [ptr, ptr, u64_fast], returns: i64_fast },

@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 // onacc's entry point: `onacc [clamonacc flags]` runs the agent; `onacc setup` runs the wizard;
-// `onacc status` asks a running agent how it is doing.
+// `onacc status` asks a running agent how it is doing; `onacc quarantine` lists and restores quarantined files.
 // Kept at the top of src/: compiled Workers are resolved relative to this file. Errors are typed and
 // caught once here, where each becomes one line and an exit code (stack traces only with --verbose).
 import { defineCommand, runCommand } from "citty";
@@ -41,11 +41,19 @@ const status = defineCommand({
   },
 });
 
+const quarantine = defineCommand({
+  meta: { name: "quarantine", description: "List, restore or delete files that --move/--copy quarantined" },
+  async run({ rawArgs }) {
+    const { runQuarantine } = await import("./cli/quarantine.ts");
+    exitCode = await runQuarantine(rawArgs);
+  },
+});
+
 const main = defineCommand({
   meta: { name: "onacc", version: VERSION },
   // Tells citty which flags take a value, so `onacc -c FILE setup` still finds the subcommand.
   args: runArgsDef,
-  subCommands: { run, setup, status },
+  subCommands: { run, setup, status, quarantine },
   default: "run",
 });
 

@@ -1,5 +1,5 @@
-// The quarantine directory for --move/--copy: creating it (0700), choosing a free name (`name`, `name.1`, …)
-// without ever overwriting, and copying a file in durably (temp file, fsync, link into place, fsync dir).
+// The quarantine directory for --move/--copy: creating it (0700), reserving a free name (`name`, `name.1`,
+// …) without ever overwriting, and bringing a file's content in durably (a temp file, then a rename).
 import {
   closeSync,
   constants,
@@ -16,8 +16,8 @@ import {
   statSync,
   unlinkSync,
   writeSync,
-  type BigIntStats,
 } from "node:fs";
+import { createHash } from "node:crypto";
 import { resolve } from "node:path";
 import { fsCode, fsReason } from "../log/fs-reason.ts";
 
@@ -25,6 +25,8 @@ import { fsCode, fsReason } from "../log/fs-reason.ts";
 export const QUARANTINE_FILE_MODE = 0o400;
 /** Mode of a quarantine directory onacc creates. */
 export const QUARANTINE_DIR_MODE = 0o700;
+/** Names of onacc's temp files in DIR start with this; the pid of their writer follows. */
+export const TEMP_PREFIX = ".onacc-tmp-";
 
 // Past this many `name.N` there is something wrong with the directory, not bad luck.
 const _MAX_SUFFIX = 10_000;
@@ -79,121 +81,132 @@ export function baseName(path: Buffer): Buffer {
   return path.subarray(start, end);
 }
 
-/** DIR/name, DIR/name.1, … as byte paths. */
-export function candidateName(dir: string, name: Buffer, index: number): Buffer {
-  const suffix = index === 0 ? "" : `.${index}`;
-  return Buffer.concat([Buffer.from(`${dir}/`), name, Buffer.from(suffix)]);
-}
-
-/** Where linkIntoFreeName() put the file, and whether `existing` was renamed (gone) rather than linked. */
-export interface Placed {
-  path: Buffer;
-  renamed: boolean;
+/** DIR/name as a byte path. */
+export function inDir(dir: string, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${dir}/`), name]);
 }
 
 /**
- * Gives `existing` (a file already in DIR's filesystem) the first free quarantine name by link(2), which
- * fails with EEXIST instead of replacing: no check-then-act race with another Worker. Filesystems without
- * hard links fall back to an lstat check and rename(2) (a small race there, accepted).
- * Throws QuarantineError; its code is EXDEV when `existing` is on another filesystem.
+ * Reserves the first free name of `name`, `name.1`, … in DIR by creating it empty (O_EXCL, mode 0400):
+ * no check-then-act race with another Worker, and the name can go into the file's record before the file
+ * itself arrives (publish() then renames the content over it). Returns the name (bytes, in DIR).
  */
-export function linkIntoFreeName(existing: Buffer, dir: string, name: Buffer): Placed {
+export function reserveName(dir: string, name: Buffer): Buffer {
   for (let index = 0; index <= _MAX_SUFFIX; index++) {
-    const target = candidateName(dir, name, index);
+    const candidate = index === 0 ? name : Buffer.concat([name, Buffer.from(`.${index}`)]);
+    let fd: number;
     try {
-      linkSync(existing, target);
-      return { path: target, renamed: false };
+      fd = openSync(inDir(dir, candidate), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, QUARANTINE_FILE_MODE);
     } catch (err) {
-      const code = fsCode(err);
-      if (code === "EEXIST") continue;
-      if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EMLINK") {
-        return { path: _renameIntoFreeName(existing, dir, name, index), renamed: true };
-      }
-      throw new QuarantineError(fsReason(err), code);
-    }
-  }
-  throw new QuarantineError(`more than ${_MAX_SUFFIX} files named like this already`);
-}
-
-function _renameIntoFreeName(existing: Buffer, dir: string, name: Buffer, firstIndex: number): Buffer {
-  for (let index = firstIndex; index <= _MAX_SUFFIX; index++) {
-    const target = candidateName(dir, name, index);
-    if (_exists(target)) continue;
-    try {
-      renameSync(existing, target);
-      return target;
-    } catch (err) {
+      if (fsCode(err) === "EEXIST") continue;
       throw new QuarantineError(fsReason(err), fsCode(err));
     }
+    closeSync(fd);
+    return candidate;
   }
   throw new QuarantineError(`more than ${_MAX_SUFFIX} files named like this already`);
 }
 
-function _exists(path: Buffer): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch (err) {
-    if (fsCode(err) === "ENOENT") return false;
-    throw new QuarantineError(fsReason(err), fsCode(err));
-  }
-}
-
-/** Where the bytes of the file to quarantine come from. */
-export interface CopySource {
-  path: Buffer;
-  /** The scanner's descriptor for the same file; read with pread, so its offset is not moved. */
-  fd?: number;
+/** A fresh temp name in DIR (nothing is created). */
+export function tempName(dir: string): Buffer {
+  return Buffer.from(`${dir}/${TEMP_PREFIX}${process.pid}-${crypto.randomUUID()}`);
 }
 
 /**
- * Copies the source into DIR under a free name with mode 0400, durably: a temp file created O_EXCL, the
- * data, fsync, link into place, unlink the temp name, fsync DIR. On failure nothing is left in DIR and
- * the QuarantineError says which step failed. Returns the final byte path.
+ * A second name for `existing` (a file on DIR's filesystem) under a temp name in DIR, by link(2).
+ * Throws QuarantineError; its code is EXDEV when `existing` is on another filesystem, and EPERM, ENOTSUP,
+ * EOPNOTSUPP or EMLINK where the filesystem has no hard links.
  */
-export function copyIntoQuarantine(source: CopySource, dir: string, name: Buffer): Buffer {
-  const sourceFd = source.fd ?? _openSource(source.path);
-  const tempPath = Buffer.from(`${dir}/.onacc-tmp-${process.pid}-${crypto.randomUUID()}`);
+export function linkToTemp(existing: Buffer, dir: string): Buffer {
+  const temp = tempName(dir);
+  try {
+    linkSync(existing, temp);
+  } catch (err) {
+    throw new QuarantineError(fsReason(err), fsCode(err));
+  }
+  return temp;
+}
+
+/** Whether a link(2) error means "this filesystem has no hard links" (so a rename must do). */
+export function noHardLinks(code: string | undefined): boolean {
+  return code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EMLINK";
+}
+
+/**
+ * Copies the file behind `sourceFd` (read with pread: its offset is not moved) into a temp file in DIR
+ * with mode 0400 and the source's times, fsynced. Returns the temp path; on failure nothing is left.
+ */
+export function copyToTemp(sourceFd: number, dir: string): Buffer {
+  const temp = tempName(dir);
   let tempFd: number | undefined;
-  let tempExists = false;
+  let done = false;
   try {
     const sourceStats = fstatSync(sourceFd);
     if (!sourceStats.isFile()) throw new QuarantineError("not a regular file");
     try {
       // Hint: O_CREAT with mode 0400 still returns a writable descriptor; the file is never wider.
-      tempFd = openSync(tempPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, QUARANTINE_FILE_MODE);
-      tempExists = true;
+      tempFd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, QUARANTINE_FILE_MODE);
     } catch (err) {
       throw new QuarantineError(fsReason(err), fsCode(err));
     }
-    _copyData(sourceFd, tempFd, sourceStats.size);
+    copyData(sourceFd, tempFd, sourceStats.size);
     _step(() => {
       fchmodSync(tempFd!, QUARANTINE_FILE_MODE);
-      // Keep the times: they help whoever examines the quarantine later.
+      // Keep the times: they help whoever examines the quarantine later, and a restore puts them back.
       futimesSync(tempFd!, sourceStats.atime, sourceStats.mtime);
       fsyncSync(tempFd!);
-      closeSync(tempFd!);
     });
-    tempFd = undefined;
-    const placed = linkIntoFreeName(tempPath, dir, name);
-    if (!placed.renamed) _unlinkQuietly(tempPath);
-    tempExists = false;
-    try {
-      syncDir(dir);
-    } catch (err) {
-      _unlinkQuietly(placed.path); // not known to be durable: the caller must not rely on it
-      throw err;
-    }
-    return placed.path;
+    done = true;
+    return temp;
   } finally {
-    if (tempFd !== undefined) _closeQuietly(tempFd);
-    if (tempExists) _unlinkQuietly(tempPath);
-    if (source.fd === undefined) _closeQuietly(sourceFd);
+    if (tempFd !== undefined) closeQuietly(tempFd);
+    if (!done && tempFd !== undefined) unlinkQuietly(temp);
   }
 }
 
+/** Renames a temp file over its reserved name and makes the directory entry durable. */
+export function publish(temp: Buffer, dir: string, reserved: Buffer): Buffer {
+  const target = inDir(dir, reserved);
+  _step(() => renameSync(temp, target));
+  syncDir(dir);
+  return target;
+}
+
+/** What a record keeps about the file itself, read from its descriptor. */
+export interface FileFacts {
+  uid: number;
+  gid: number;
+  /** st_mode: type and permission bits. */
+  mode: number;
+  size: number;
+  /** SHA-256 of the content, hex. */
+  sha256: string;
+}
+
+/** Owner, mode, size and SHA-256 of the file behind `fd` (read with pread from offset 0). */
+export function fileFacts(fd: number): FileFacts {
+  return _step(() => {
+    const st = fstatSync(fd);
+    return { uid: st.uid, gid: st.gid, mode: st.mode, size: st.size, sha256: sha256Of(fd) };
+  });
+}
+
+/** SHA-256 (hex) of everything behind `fd`, read with pread. Throws node:fs errors. */
+export function sha256Of(fd: number): string {
+  const hash = createHash("sha256");
+  const buffer = Buffer.allocUnsafe(_COPY_CHUNK);
+  let position = 0;
+  for (;;) {
+    const got = readSync(fd, buffer, 0, buffer.length, position);
+    if (got === 0) break;
+    hash.update(buffer.subarray(0, got));
+    position += got;
+  }
+  return hash.digest("hex");
+}
+
 /** fsync a directory so a link, rename or unlink in it survives a crash. */
-export function syncDir(dir: string): void {
+export function syncDir(dir: string | Buffer): void {
   _step(() => {
     const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
     try {
@@ -204,12 +217,8 @@ export function syncDir(dir: string): void {
   });
 }
 
-/** Whether two stats name the same inode (the scanned file is still the one at the path). */
-export function sameFile(a: BigIntStats, b: BigIntStats): boolean {
-  return a.dev === b.dev && a.ino === b.ino;
-}
-
-function _openSource(path: Buffer): number {
+/** Opens a file to read without following a symlink in its last component, and without blocking on a FIFO. */
+export function openSource(path: Buffer): number {
   try {
     // O_NOFOLLOW: a symlink put in place after the scan must not make onacc copy another file.
     return openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -218,7 +227,8 @@ function _openSource(path: Buffer): number {
   }
 }
 
-function _copyData(from: number, to: number, size: number): void {
+/** Copies everything from one descriptor to another, pread from offset 0 (`size` only sizes the buffer). */
+export function copyData(from: number, to: number, size: number): void {
   const buffer = Buffer.allocUnsafe(Math.min(_COPY_CHUNK, Math.max(size, 1)));
   let position = 0;
   for (;;) {
@@ -239,7 +249,17 @@ function _step<T>(fn: () => T): T {
   }
 }
 
-function _closeQuietly(fd: number): void {
+/** Whether anything (a symlink included) has this name. */
+export function pathExists(path: Buffer): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function closeQuietly(fd: number): void {
   try {
     closeSync(fd);
   } catch {
@@ -247,7 +267,7 @@ function _closeQuietly(fd: number): void {
   }
 }
 
-function _unlinkQuietly(path: Buffer): void {
+export function unlinkQuietly(path: Buffer | string): void {
   try {
     unlinkSync(path);
   } catch {

@@ -17,6 +17,7 @@ const _EXIT_CODE_MEANINGS: Record<keyof typeof ExitCode, string> = {
 const _SUBCOMMANDS: ReadonlyArray<[string, string]> = [
   ["onacc setup", "Interactive setup: write a configuration and check it against clamd"],
   ["onacc status", "Show whether onacc is running and whether clamd answers"],
+  ["onacc quarantine", "List, restore or delete quarantined files (list, restore ID, delete ID)"],
 ];
 
 export function helpText(version: string): string {

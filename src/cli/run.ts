@@ -1,6 +1,7 @@
 // `onacc [clamonacc flags]`: load the configuration, wait for clamd if asked, detach unless --foreground,
 // start the agent, and handle SIGHUP (reopen logs) and SIGTERM/SIGINT (answer everything, exit 0).
 import { writeSync } from "node:fs";
+import { startQuarantineUpkeep } from "../actions/retention.ts";
 import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
 import { loadConfig, type LoadOptions } from "../config/load.ts";
 import type { ClamdEndpoint, OnaccConfig } from "../config/types.ts";
@@ -105,6 +106,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
   };
   let stopping = false;
   let feeder: ReturnType<typeof setInterval> | undefined;
+  let upkeep: { stop(): void } | undefined;
   let status: StatusServer | undefined;
   let resolveExit: (code: number) => void = () => {};
   const exited = new Promise<number>((r) => (resolveExit = r));
@@ -115,6 +117,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
     else log.error(`${why}: answering every pending open and exiting`);
     sdNotify("STOPPING=1");
     clearInterval(feeder);
+    upkeep?.stop();
     await status?.stop();
     await agent?.stop();
     if (opts.verbose && agent) log.verbose(`counters: ${JSON.stringify(agent.counters())}`);
@@ -131,6 +134,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
 
   agent = await startAgent(config, opts, log, (reason) => requestStop(reason, 1));
   status = await startStatus(agent, opts, log);
+  upkeep = startQuarantineUpkeep(opts.action, config.onaccOnly.quarantineRetentionSec * 1000, log);
   // Under systemd (Type=notify): ready once the marks are placed; the watchdog is fed only while the
   // agent keeps up, so a wedged agent gets restarted instead of leaving opens waiting.
   sdNotify(`READY=1\nSTATUS=protecting ${config.onAccess.includePaths.length + config.onAccess.mountPaths.length} path(s)`);

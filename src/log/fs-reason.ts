@@ -1,5 +1,6 @@
 // Turns a node:fs error into the short reason that ends a log message: the errno symbol, then words
 // for the ones people meet in practice ("ENOTDIR (not a directory)").
+import { constants as osConstants } from "node:os";
 
 const words: Record<string, string> = {
   ENOENT: "no such file or directory",
@@ -35,4 +36,17 @@ export function fsReason(err: unknown): string {
 export function fsCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;
+}
+
+const _errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** fsReason() for a bare errno number from an FFI call: "EROFS (read-only file system)". */
+export function errnoReason(errno: number): string {
+  const code = _errnoNames.get(errno);
+  return code ? fsReason({ code }) : `errno ${errno}`;
+}
+
+/** The errno symbol of a bare errno number ("ENOENT"), or undefined. */
+export function errnoCode(errno: number): string | undefined {
+  return _errnoNames.get(errno);
 }

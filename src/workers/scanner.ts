@@ -69,7 +69,7 @@ self.onmessage = (e: MessageEvent<{ settings: EngineSettings; index: number }>) 
         const shown = path ?? new TextEncoder().encode(`(fd ${_fd})`);
         for (const sig of signatures) log.found(shown, sig);
         if (s.action.kind !== "none" && path && !alreadyCopied(_fd)) {
-          const r = applyAction(s.action, path, log, _fd);
+          const r = applyAction(s.action, path, log, _fd, { signatures });
           if (!r.ok) log.error(`${displayPath(path)}: ${r.message}`);
           else log.notice(`${displayPath(path)}: ${r.message}`);
         }

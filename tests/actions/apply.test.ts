@@ -16,6 +16,7 @@ import {
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { applyAction, type ActionLogger } from "../../src/actions/apply.ts";
+import { VAULT_DIR_NAME } from "../../src/actions/vault.ts";
 import { displayPath } from "../../src/log/display-path.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
 
@@ -56,8 +57,13 @@ function makeFile(dir: string, name: string | Buffer, content: Buffer | string =
   return path;
 }
 
-/** Names in a directory as raw bytes, temp files included. */
-const entries = (dir: string) => readdirSync(dir, { encoding: "buffer" }).map((b) => Buffer.from(b));
+/** Names in a quarantine directory as raw bytes, temp files included, the vault's folder left out. */
+const entries = (dir: string) =>
+  readdirSync(dir, { encoding: "buffer" })
+    .map((b) => Buffer.from(b))
+    .filter((b) => b.toString() !== VAULT_DIR_NAME);
+/** Everything in the vault's folder (records and any temp file), or [] when there is none. */
+const vaultFiles = (dir: string) => (existsSync(join(dir, VAULT_DIR_NAME)) ? readdirSync(join(dir, VAULT_DIR_NAME)) : []);
 
 describe("--remove", () => {
   test("applyAction(remove) unlinks the file", () => {
@@ -114,6 +120,7 @@ describe("--move", () => {
     expect(statSync(target).mode & 0o777).toBe(0o400);
     expect(readFileSync(target).equals(content)).toBe(true);
     expect(entries(quarantine).map(String)).toEqual(["virus.exe"]);
+    expect(vaultFiles(quarantine)).toHaveLength(1);
   });
 
   test("applyAction(move) to another filesystem copies byte for byte, then removes the source", () => {
@@ -127,6 +134,7 @@ describe("--move", () => {
     expect(readFileSync(target).equals(content)).toBe(true);
     expect(statSync(target).mode & 0o777).toBe(0o400);
     expect(entries(quarantine).map(String)).toEqual(["big.bin"]); // no temp file left behind
+    expect(vaultFiles(quarantine)).toHaveLength(1);
   });
 
   test("applyAction(move) across filesystems reads through the scanner's fd without moving its offset", () => {
@@ -199,6 +207,7 @@ describe("--move", () => {
     const r = applyAction({ kind: "move", dir: quarantine }, join(work, "gone-already"), recordingLogger());
     expect(r).toEqual({ ok: true, vanished: true, message: "vanished before move" });
     expect(entries(quarantine)).toEqual([]);
+    expect(vaultFiles(quarantine)).toEqual([]);
   });
 
   test("applyAction(move) into a DIR that is a regular file fails clearly and keeps the source", () => {
@@ -224,6 +233,7 @@ describe("--move", () => {
     });
     expect(readFileSync(path).equals(content)).toBe(true);
     expect(entries(quarantine)).toEqual([]);
+    expect(vaultFiles(quarantine)).toEqual([]);
   });
 
   test("applyAction(move) whose original cannot be removed discards the copy and keeps the original", () => {
@@ -236,6 +246,7 @@ describe("--move", () => {
     });
     expect(readFileSync(path, "utf8")).toBe("cannot be removed");
     expect(entries(quarantine)).toEqual([]);
+    expect(vaultFiles(quarantine)).toEqual([]);
   });
 });
 

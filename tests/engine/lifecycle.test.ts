@@ -92,7 +92,8 @@ describe("actions on FOUND", () => {
     // The same file opened again is not copied again: a loop of opens cannot fill the quarantine.
     for (let i = 0; i < 5; i++) expect(openInChild(t.eicar).error).toBe("EPERM");
     await Bun.sleep(300);
-    expect(readdirSync(q).sort()).toEqual(["eicar.com", "eicar.com.1"]);
+    expect(readdirSync(q).sort()).toEqual([".onacc-vault", "eicar.com", "eicar.com.1"]);
+    expect(readdirSync(join(q, ".onacc-vault"))).toHaveLength(2); // one record per copy
     await done();
   });
 });
