@@ -62,7 +62,7 @@ describe("container examples", () => {
     expect(uploads(onacc!)).toBe(`uploads:${config.onAccess.includePaths[0]}`);
     expect(onacc!.pid).toBe("service:app");
     expect(onacc!.cap_drop).toEqual(["ALL"]);
-    expect(onacc!.cap_add).toEqual(["SYS_ADMIN", "DAC_READ_SEARCH"]);
+    expect(onacc!.cap_add).toEqual(["SYS_ADMIN", "DAC_READ_SEARCH", "LEASE"]);
     expect(onacc!.volumes).toContain("../container/onacc.conf:/etc/onacc/onacc.conf:ro");
   });
 
@@ -87,7 +87,7 @@ describe("container examples", () => {
     expect(opts.scanMode).toBe("stream");
     expect(opts.configFile).toBe(`${mountOf(sidecar, "onacc-config")}/onacc.conf`);
     expect(sidecar.securityContext!.runAsUser).toBe(0);
-    expect(sidecar.securityContext!.capabilities).toEqual({ drop: ["ALL"], add: ["SYS_ADMIN", "DAC_READ_SEARCH"] });
+    expect(sidecar.securityContext!.capabilities).toEqual({ drop: ["ALL"], add: ["SYS_ADMIN", "DAC_READ_SEARCH", "LEASE"] });
 
     const clamd = yaml("examples/kubernetes/clamd.yaml") as Array<{ kind: string; metadata: { name: string }; spec: any }>;
     const service = clamd.find((d) => d.kind === "Service")!;

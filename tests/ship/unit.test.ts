@@ -99,7 +99,7 @@ describe("systemd/onacc.service", () => {
 
   test("the unit keeps exactly the capabilities fanotify and the actions need, on a read-only system", () => {
     const d = directives(readFileSync(UNIT_FILE, "utf8"));
-    expect(d.get("CapabilityBoundingSet")![0]!.split(" ").sort()).toEqual(["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_SYS_ADMIN"]);
+    expect(d.get("CapabilityBoundingSet")![0]!.split(" ").sort()).toEqual(["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_LEASE", "CAP_SYS_ADMIN"]);
     expect(d.get("NoNewPrivileges")).toEqual(["yes"]);
     expect(d.get("ProtectSystem")).toEqual(["strict"]);
     expect(d.get("PrivateTmp")).toEqual(["yes"]);
