@@ -423,7 +423,7 @@ LimitNOFILE=65536
 # Not needed: CAP_SYS_PTRACE (the uid of an accessing process comes from /proc/PID/status, readable by
 # all), CAP_SETUID/CAP_SETGID (onacc never changes user), CAP_SYS_RESOURCE (LimitNOFILE sets the limit),
 # CAP_CHOWN (quarantine copies belong to root). Without --remove/--move, the first two are enough.
-CapabilityBoundingSet=CAP_SYS_ADMIN CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE CAP_FOWNER
+CapabilityBoundingSet=CAP_SYS_ADMIN CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE CAP_FOWNER CAP_LEASE
 AmbientCapabilities=
 NoNewPrivileges=yes
 
