@@ -1,16 +1,39 @@
 // The libc functions onacc calls directly, opened once per thread (each Worker dlopens its own handle),
 // plus the small helpers every binding needs: C strings, errno, and checked return values.
+import { readFileSync } from "node:fs";
 import { dlopen, FFIType, read as readPtr, type Pointer } from "bun:ffi";
 import { SyscallError } from "./errors.ts";
 
 const { i32, u32, u64, i64_fast, u64_fast, ptr, cstring } = FFIType;
 
+/**
+ * The C library this process already runs on. glibc's is "libc.so.6"; musl (Alpine) has no such file:
+ * there the dynamic loader /lib/ld-musl-<arch>.so.1 is the C library, and its mapping in /proc/self/maps
+ * names it. Opening a second, different libc would give two errno locations and two heaps.
+ */
+export function libcPath(maps = _readMaps()): string {
+  const musl = /(\/\S*\/ld-musl-[A-Za-z0-9_]+\.so\.1)$/m.exec(maps);
+  return musl ? musl[1]! : "libc.so.6";
+}
+
+function _readMaps(): string {
+  try {
+    return readFileSync("/proc/self/maps", "latin1");
+  } catch {
+    return "";
+  }
+}
+
+// Every symbol here must be exported by glibc 2.17 and later and by musl (tests/ffi/libc-symbols.test.ts
+// checks both). Not bound on purpose: getdents64 and gettid (glibc 2.30+: RHEL 8 has 2.28) and the LFS64
+// names such as pread64 (gone from musl 1.2.4): syscall() and the plain names serve instead, see below.
 // Hint: size_t/ssize_t use the *_fast types so results come back as numbers, not BigInts.
-const lib = dlopen("libc.so.6", {
+export const LIBC_SYMBOLS = {
   __errno_location: { args: [], returns: ptr },
   read: { args: [i32, ptr, u64_fast], returns: i64_fast },
   write: { args: [i32, ptr, u64_fast], returns: i64_fast },
-  pread64: { args: [i32, ptr, u64_fast, i64_fast], returns: i64_fast },
+  // off_t is 64 bits on LP64 (x86_64, arm64) in both C libraries: pread is pread64.
+  pread: { args: [i32, ptr, u64_fast, i64_fast], returns: i64_fast },
   close: { args: [i32], returns: i32 },
   openat: { args: [i32, ptr, i32, u32], returns: i32 },
   unlinkat: { args: [i32, ptr, i32], returns: i32 },
@@ -18,7 +41,6 @@ const lib = dlopen("libc.so.6", {
   syscall: { args: [i64_fast, i64_fast, ptr, i32, u32, ptr], returns: i32 },
   readlink: { args: [ptr, ptr, u64_fast], returns: i64_fast },
   fsync: { args: [i32], returns: i32 },
-  getdents64: { args: [i32, ptr, u64_fast], returns: i64_fast },
   poll: { args: [ptr, u64_fast, i32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
   fanotify_init: { args: [u32, u32], returns: i32 },
@@ -35,7 +57,6 @@ const lib = dlopen("libc.so.6", {
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getpid: { args: [], returns: i32 },
-  gettid: { args: [], returns: i32 },
   getrlimit: { args: [i32, ptr], returns: i32 },
   setrlimit: { args: [i32, ptr], returns: i32 },
   getpwnam: { args: [ptr], returns: ptr },
@@ -53,13 +74,29 @@ const lib = dlopen("libc.so.6", {
   fcntl: { args: [i32, i32, i64_fast], returns: i32 },
   // signal(SIGIO, SIG_IGN): a lease break signals the lease holder (see process.ts).
   signal: { args: [i32, u64_fast], returns: u64_fast },
-});
+} as const;
+
+const lib = dlopen(libcPath(), LIBC_SYMBOLS);
 
 // *_fast results are typed number | bigint; sizes and counts here never exceed 2^53, so call them numbers.
 type _NumberResults<T> = {
   [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => bigint extends R ? Exclude<R, bigint> : R : T[K];
 };
-export const libc = lib.symbols as _NumberResults<typeof lib.symbols>;
+const _symbols = lib.symbols as _NumberResults<typeof lib.symbols>;
+
+// Hint: <asm/unistd.h> numbers differ per architecture (x86_64 | aarch64's generic table).
+const SYS_getdents64 = process.arch === "arm64" ? 61 : 217;
+const SYS_gettid = process.arch === "arm64" ? 178 : 186;
+
+export const libc = {
+  ..._symbols,
+  /** pread(2) under the name callers know; the symbol bound is `pread` (see LIBC_SYMBOLS). */
+  pread64: _symbols.pread,
+  /** getdents64(2) through syscall(): the glibc wrapper exists only since 2.30, musl 1.2.4 dropped the name. */
+  getdents64: (fd: number, buf: Uint8Array, count: number): number => _symbols.syscall(SYS_getdents64, fd, buf, count, 0, null),
+  /** gettid(2) through syscall(): the glibc wrapper exists only since 2.30. */
+  gettid: (): number => _symbols.syscall(SYS_gettid, 0, null, 0, 0, null),
+};
 void cstring;
 
 /** errno of the calling thread; read it right after the failing call. */
