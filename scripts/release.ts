@@ -45,7 +45,8 @@ export function runtimeFor(target: ReleaseTarget, version = Bun.version): string
     const spec = `${target.npmPackage}@${version}`;
     const packed = Bun.spawnSync(["npm", "pack", spec, "--pack-destination", work, "--json"], { cwd: work, stdout: "pipe", stderr: "pipe" });
     if (packed.exitCode !== 0) throw new Error(`npm pack ${spec} failed: ${packed.stderr.toString().trim()}`);
-    const [{ filename }] = JSON.parse(packed.stdout.toString()) as Array<{ filename: string }>;
+    const filename = (JSON.parse(packed.stdout.toString()) as Array<{ filename: string }>)[0]?.filename;
+    if (filename === undefined) throw new Error(`npm pack ${spec} named no file`);
     const untar = Bun.spawnSync(["tar", "-xzf", join(work, filename), "-C", work, "package/bin/bun"], { stdout: "pipe", stderr: "pipe" });
     if (untar.exitCode !== 0) throw new Error(`cannot unpack ${filename}: ${untar.stderr.toString().trim()}`);
     const unpacked = join(work, "package/bin/bun");

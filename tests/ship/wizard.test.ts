@@ -215,7 +215,8 @@ describe("onacc setup (interactive, in tmux)", () => {
 
       const screen = await terminal.waitFor("INSTALL-EXIT=", 30000);
       expect(screen).toContain("INSTALL-EXIT=0");
-      expect(screen).toContain("onacc-install: done");
+      // The wizard's own closing words end the installation.
+      expect(screen).toContain("Done.");
       const { config } = loadConfig(join(place.configDir, "onacc.conf"));
       expect(config.onAccess.includePaths).toEqual([w.b]);
       expect(config.endpoints).toEqual([{ kind: "unix", path: clamd.socket }]);
