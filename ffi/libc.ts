@@ -7,20 +7,40 @@ import { SyscallError } from "./errors.ts";
 const { i32, u32, u64, i64_fast, u64_fast, ptr, cstring } = FFIType;
 
 /**
- * The C library this process already runs on. glibc's is "libc.so.6"; musl (Alpine) has no such file:
- * there the dynamic loader /lib/ld-musl-<arch>.so.1 is the C library, and its mapping in /proc/self/maps
- * names it. Opening a second, different libc would give two errno locations and two heaps.
+ * The C library this process already runs on. glibc's is "libc.so.6", mapped under that name. musl has no
+ * such file: there the dynamic loader is the C library, so its path is the mapping at the interpreter's
+ * base address (AT_BASE in /proc/self/auxv), whatever the distribution calls it (/lib/ld-musl-x86_64.so.1
+ * on Alpine, /usr/lib/x86_64-linux-musl/libc.so on Debian). Opening a second, different libc would give two
+ * errno locations and two heaps. Only /proc is read: nothing here can open a file onacc watches.
  */
-export function libcPath(maps = _readMaps()): string {
-  const musl = /(\/\S*\/ld-musl-[A-Za-z0-9_]+\.so\.1)$/m.exec(maps);
-  return musl ? musl[1]! : "libc.so.6";
+export function libcPath(maps: string = _readProc("/proc/self/maps").toString("latin1"), auxv: Uint8Array = _readProc("/proc/self/auxv")): string {
+  if (maps === "" || /\/libc\.so\.6$/m.test(maps)) return "libc.so.6";
+  const base = _auxvValue(auxv, AT_BASE);
+  if (base === undefined || base === 0n) return "libc.so.6";
+  const start = base.toString(16);
+  const line = maps.split("\n").find((l) => l.startsWith(`${start}-`));
+  const path = line === undefined ? undefined : /\s(\/\S.*)$/.exec(line)?.[1];
+  return path ?? "libc.so.6";
 }
 
-function _readMaps(): string {
+// Hint: <elf.h> auxiliary vector: (type, value) pairs of u64 on LP64; AT_BASE is the interpreter's base.
+const AT_BASE = 7n;
+
+function _auxvValue(auxv: Uint8Array, type: bigint): bigint | undefined {
+  const view = new DataView(auxv.buffer, auxv.byteOffset, auxv.byteLength);
+  for (let off = 0; off + 16 <= auxv.byteLength; off += 16) {
+    const key = view.getBigUint64(off, true);
+    if (key === 0n) return undefined;
+    if (key === type) return view.getBigUint64(off + 8, true);
+  }
+  return undefined;
+}
+
+function _readProc(path: string): Buffer {
   try {
-    return readFileSync("/proc/self/maps", "latin1");
+    return readFileSync(path);
   } catch {
-    return "";
+    return Buffer.alloc(0);
   }
 }
 

@@ -35,12 +35,23 @@ function _compare(a: number[], b: number[]): number {
 const MUSL_LOADER = existsSync("/lib") ? readdirSync("/lib").find((n) => /^ld-musl-.*\.so\.1$/.test(n)) : undefined;
 
 describe("ffi/libc.ts", () => {
-  test("libcPath() names musl's loader when it is mapped, and libc.so.6 otherwise", () => {
-    const glibc = "7f0-7f1 r-xp 00026000 fe:00 339380   /usr/lib/x86_64-linux-gnu/libc.so.6\n";
-    const musl = "55e-55f r--p 00000000 fe:00 12   /usr/bin/onacc\n7f9-7fa r-xp 00001000 fe:00 77   /lib/ld-musl-aarch64.so.1\n";
-    expect(libcPath(glibc)).toBe("libc.so.6");
-    expect(libcPath(musl)).toBe("/lib/ld-musl-aarch64.so.1");
-    expect(libcPath("")).toBe("libc.so.6");
+  test("libcPath() keeps glibc's libc.so.6, and under musl names the loader mapped at AT_BASE", () => {
+    const glibc = "7f0000-7f1000 r-xp 00026000 fe:00 339380   /usr/lib/x86_64-linux-gnu/libc.so.6\n";
+    const musl = [
+      "55e000-55f000 r--p 00000000 fe:00 12   /usr/local/bin/onacc",
+      "7f8661138000-7f866114d000 r--p 00000000 fe:00 1507355   /usr/lib/x86_64-linux-musl/libc.so",
+      "7f866114d000-7f86611b0000 r-xp 00015000 fe:00 1507355   /usr/lib/x86_64-linux-musl/libc.so",
+    ].join("\n");
+    const auxv = new Uint8Array(64);
+    const v = new DataView(auxv.buffer);
+    v.setBigUint64(0, 6n, true); // AT_PAGESZ
+    v.setBigUint64(8, 4096n, true);
+    v.setBigUint64(16, 7n, true); // AT_BASE
+    v.setBigUint64(24, 0x7f8661138000n, true);
+    expect(libcPath(glibc, auxv)).toBe("libc.so.6");
+    expect(libcPath(musl, auxv)).toBe("/usr/lib/x86_64-linux-musl/libc.so");
+    expect(libcPath(musl, new Uint8Array(0))).toBe("libc.so.6");
+    expect(libcPath("", auxv)).toBe("libc.so.6");
   });
 
   test("this process (glibc) opened the C library it runs on, and the syscall() stand-ins work", () => {
