@@ -235,7 +235,23 @@ install_file() {
   changed=1
 }
 
+# The musl builds of Bun's runtime (inside onacc) link libstdc++ and libgcc dynamically; musl systems do not
+# always have them (Alpine: the libstdc++ and libgcc packages).
+ensure_musl_runtime() {
+  [ "$libc" = musl ] || return 0
+  for emr_dir in /usr/lib /lib /usr/local/lib; do
+    [ -e "$emr_dir/libstdc++.so.6" ] && return 0
+  done
+  if have apk && [ "$(id -u)" = 0 ]; then
+    say "onacc's runtime needs libstdc++ and libgcc: apk add libstdc++ libgcc"
+    apk add --no-cache libstdc++ libgcc </dev/null || die "apk add libstdc++ libgcc failed"
+  else
+    die "onacc's musl build needs libstdc++.so.6 and libgcc_s.so.1 (Alpine: apk add libstdc++ libgcc); install them and run this again"
+  fi
+}
+
 install_binary() {
+  ensure_musl_runtime
   # A binary for another architecture or C library fails here, before anything is replaced.
   chmod 0755 "$tmp/onacc"
   ib_version=$("$tmp/onacc" --version </dev/null 2>/dev/null) ||

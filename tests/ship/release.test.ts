@@ -4,12 +4,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildRelease, elfMachine, TARGETS } from "../../scripts/release.ts";
+import { buildRelease, elfMachine, RELEASE_DIR, TARGETS } from "../../scripts/release.ts";
 import { disposeAgent, openInChild, startAgent, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { EICAR, EICAR_SIGNATURE } from "../fixtures/signatures.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
-import { ROOT, run } from "./helpers.ts";
+import { run } from "./helpers.ts";
 
 const MUSL_LOADER = "/lib/ld-musl-x86_64.so.1";
 const target = (name: string) => TARGETS.find((t) => t.name === name)!;
@@ -45,11 +45,22 @@ describe("bun run release", () => {
     expect(elfInterpreter(arm64)).toBe("/lib/ld-linux-aarch64.so.1");
   });
 
-  test("every release binary has a .sha256 in sha256sum's format, with the name install.sh downloads", async () => {
-    const line = checksumLine(arm64);
-    expect(line).toMatch(/^[0-9a-f]{64} {2}onacc-linux-arm64\n$/);
-    const check = await run(["sha256sum", "-c", "onacc-linux-arm64.sha256"], { cwd: join(ROOT, "dist/release") });
-    expect(check.stdout).toBe("onacc-linux-arm64: OK\n");
+  test("every release binary present has the architecture and loader its name says, and a .sha256 in sha256sum's format", async () => {
+    const loaders: Record<string, string> = {
+      x64: "/lib64/ld-linux-x86-64.so.2",
+      "x64-musl": "/lib/ld-musl-x86_64.so.1",
+      arm64: "/lib/ld-linux-aarch64.so.1",
+      "arm64-musl": "/lib/ld-musl-aarch64.so.1",
+    };
+    const present = TARGETS.filter((t) => existsSync(join(RELEASE_DIR, `onacc-linux-${t.name}`)));
+    expect(present.map((t) => t.name)).toContain("arm64");
+    for (const t of present) {
+      const binary = join(RELEASE_DIR, `onacc-linux-${t.name}`);
+      expect({ name: t.name, machine: elfMachine(binary), loader: elfInterpreter(binary) }).toEqual({ name: t.name, machine: t.elfMachine, loader: loaders[t.name] });
+      expect(checksumLine(binary)).toMatch(new RegExp(`^[0-9a-f]{64} {2}onacc-linux-${t.name}\n$`));
+      const check = await run(["sha256sum", "-c", `onacc-linux-${t.name}.sha256`], { cwd: RELEASE_DIR });
+      expect(check.stdout).toBe(`onacc-linux-${t.name}: OK\n`);
+    }
   });
 });
 
