@@ -331,7 +331,9 @@ ensure_clamd() {
       if [ "$trial" = 1 ]; then
         say "clamd has no signature database in $ec_db: onacc uses the trial clamd (--trial) instead"
       else
-        warn "clamd has no signature database in $ec_db (DatabaseDirectory of $clamd_conf), so it cannot start and onacc has no clamd to ask."
+        ec_from="DatabaseDirectory in $clamd_conf"
+        [ -r "$clamd_conf" ] || ec_from="clamd's default: there is no $clamd_conf"
+        warn "clamd has no signature database in $ec_db ($ec_from), so it cannot start and onacc has no clamd to ask."
         warn "  get one with: freshclam (downloads ClamAV's signatures; needs Internet access), then: systemctl restart clamav-daemon"
         warn "  or try onacc now with a test signature: run this installer again with --trial"
       fi

@@ -56,6 +56,8 @@ export class Container {
       `--overlay=${ROOT}::/src`,
       // install.sh's default prefix; /usr itself is the host's, read-only.
       "--overlay=/usr/local::/usr/local",
+      // The clamav-daemon package's configuration, as on the host (its database directory stays empty).
+      ...(existsSync("/etc/clamav") ? ["--bind-ro=/etc/clamav"] : []),
       // nspawn's own seccomp allow-list leaves fanotify out (EPERM for every process systemd starts in
       // there): add it, and the file-handle calls directory-entry events need. Nothing onacc-specific
       // beyond what a host's systemd allows its services.

@@ -55,12 +55,25 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
 }
 
 describe.skipIf(unavailable !== undefined)("onacc under systemd (systemd-nspawn container)", () => {
+  test("without --trial, a clamd without a signature database is named as such, with how to get one", async () => {
+    const r = await c.exec(`cd /src && sh ./install.sh --from-source -- --yes --protect ${DIR} 2>&1`, { timeoutMs: 120000 });
+    expect(r.stdout).toContain("onacc-install: warning: clamd has no signature database in /var/lib/clamav");
+    expect(r.stdout).toContain("get one with: freshclam");
+    expect(r.stdout).toContain("run this installer again with --trial");
+    // onacc setup refuses to write a configuration for a clamd that cannot run, and says why.
+    expect(r.stdout).toContain("clamd has no signature database in /var/lib/clamav");
+    expect(r.code).toBe(3);
+    expect((await c.exec("systemctl is-active onacc.service")).stdout.trim()).toBe("inactive");
+    expect((await c.exec("test -e /etc/onacc/onacc.conf")).code).not.toBe(0);
+  }, 180000);
+
   test("install.sh --from-source --trial -- --yes --protect DIR ends with the agent protecting DIR against the trial clamd", async () => {
     const r = await c.exec(`${INSTALL} 2>&1`, { timeoutMs: 120000 });
     expect({ code: r.code, out: r.stdout }).toMatchObject({ code: 0 });
     const lines = r.stdout.trimEnd().split("\n");
     // A host clamd without a database: install.sh says the trial clamd stands in.
     expect(r.stdout).toContain("clamd has no signature database in /var/lib/clamav: onacc uses the trial clamd (--trial) instead");
+    expect(r.stdout).not.toContain("warning");
     expect(r.stdout).toContain("onacc-trial-clamd.service, started at boot");
     expect(r.stdout).toContain("onacc is enabled and running");
     // The last lines: how to see EICAR blocked, how to switch to the real clamd.
