@@ -16,6 +16,9 @@
 # Everything runs inside main(), called on the last line: a download cut short runs nothing at all.
 
 ONACC_BUN_VERSION=1.4.5
+# Where the release binaries are published: the one setting to change for another host or mirror (or set
+# ONACC_RELEASES in the environment). It must serve onacc-linux-{x64,arm64}[-musl] and a .sha256 for each,
+# as `bun run release` writes them into dist/release/.
 ONACC_RELEASES=${ONACC_RELEASES:-https://github.com/onacc/onacc/releases/latest/download}
 
 usage() {
@@ -28,7 +31,9 @@ https://github.com/onacc/onacc/releases/latest/download):
   ONACC_URL=URL          download the binary from URL (its checksum from URL.sha256)
   ONACC_SHA256_URL=URL   take the checksum from URL instead
   --from FILE            install the local binary FILE (checked against FILE.sha256 or --sha256, if given)
-  --sha256 HEX           the SHA-256 the binary must have (instead of a .sha256 file)
+  --sha256 HEX           the SHA-256 the binary must have, taken from another channel than the download
+                         (a signed announcement, your own build): a .sha256 file from the same server
+                         only shows the download is complete, not that the server is honest
   --from-source          build dist/onacc from the checkout this script is in (`bun run build`);
                          installs Bun with `npm install -g bun@1.4.5` when it is missing
 
@@ -44,8 +49,9 @@ What else it does:
                          root installs the distribution's package (apt-get, dnf or apk)
   --no-setup             do not run `onacc setup` (it runs only with a terminal, and only when there is
                          no configuration yet)
-  --trial                also write a trial clamd configuration with an EICAR test signature
-                         (`onacc setup --trial`), for hosts without a signature database
+  --trial                for hosts without a signature database: start a trial clamd that knows one
+                         test signature (EICAR), as onacc-trial-clamd.service under systemd, and set
+                         up onacc with it (`onacc setup --trial`)
   --uninstall            remove the binary, the unit and setup's drop-in (the configuration stays)
   --purge                with --uninstall: also remove onacc.conf and trial-clamd.conf (and the
                          configuration directory when nothing else is left in it)
@@ -105,7 +111,8 @@ sha256_of() {
   fi
 }
 
-# verify_sha256 FILE EXPECTED WHAT: refuses (exit 1) unless FILE's SHA-256 is EXPECTED.
+# verify_sha256 FILE EXPECTED WHAT [SOURCE]: refuses (exit 1) unless FILE's SHA-256 is EXPECTED; SOURCE says
+# where EXPECTED came from, for the message.
 verify_sha256() {
   vs_expected=$(printf '%s' "$2" | tr 'ABCDEF' 'abcdef')
   case $vs_expected in
@@ -116,12 +123,18 @@ verify_sha256() {
   if [ "$vs_actual" != "$vs_expected" ]; then
     die "SHA-256 mismatch for $3: expected $vs_expected, got $vs_actual; nothing was installed"
   fi
-  say "SHA-256 of $3 verified ($vs_actual)"
+  say "SHA-256 of $3 verified ($vs_actual${4:+, against $4})"
 }
 
-# The first word of a sha256sum-format line ("<hex>  <name>").
-first_checksum() {
-  sed -n '1s/^[[:space:]]*\([0-9A-Fa-f]*\).*/\1/p' "$1"
+# checksum_from_file SHAFILE NAME: the checksum in a sha256sum-format file ("<64 hex>  <name>"), refusing a
+# file that is not in that format or that names another file than NAME (a checksum for the wrong asset).
+checksum_from_file() {
+  cf_line=$(sed -n '1p' "$1")
+  cf_sum=$(printf '%s\n' "$cf_line" | sed -n 's/^\([0-9A-Fa-f]\{64\}\)[[:space:]][[:space:]]*\*\{0,1\}\([^[:space:]]*\)[[:space:]]*$/\1/p')
+  cf_name=$(printf '%s\n' "$cf_line" | sed -n 's/^\([0-9A-Fa-f]\{64\}\)[[:space:]][[:space:]]*\*\{0,1\}\([^[:space:]]*\)[[:space:]]*$/\2/p')
+  [ -n "$cf_sum" ] || die "the checksum file for $2 is not in sha256sum format (\"<64 hex digits>  $2\"): \"$cf_line\""
+  [ -z "$cf_name" ] || [ "$cf_name" = "$2" ] || die "the checksum file for $2 names another file: \"$cf_name\""
+  printf '%s\n' "$cf_sum"
 }
 
 # --- what machine is this ----------------------------------------------------------------------------
@@ -133,11 +146,12 @@ detect_platform() {
     aarch64 | arm64) arch=arm64 ;;
     *) die "no onacc release for the $(uname -m) architecture (there are x86_64 and aarch64 builds); try --from-source" ;;
   esac
-  # musl: Alpine and friends. ldd names itself; the dynamic loader's name is the fallback.
+  # musl: Alpine and friends. ldd names itself; else the loaders present decide: a glibc system may carry
+  # musl's loader too (Debian's musl package), so musl counts only where no glibc loader exists.
   libc=glibc
   if ldd --version 2>&1 </dev/null | grep -qi musl; then
     libc=musl
-  elif ls /lib/ld-musl-* >/dev/null 2>&1; then
+  elif ! ls /lib64/ld-linux-* >/dev/null 2>&1 && ! ls /lib/ld-linux-* >/dev/null 2>&1 && ls /lib/ld-musl-* >/dev/null 2>&1; then
     libc=musl
   fi
   asset=onacc-linux-$arch
@@ -157,9 +171,10 @@ obtain_binary() {
     [ -f "$from_file" ] || die "--from \"$from_file\": no such file"
     cp "$from_file" "$tmp/onacc" || die "cannot copy \"$from_file\""
     if [ -n "$expected_sha" ]; then
-      verify_sha256 "$tmp/onacc" "$expected_sha" "$from_file"
+      verify_sha256 "$tmp/onacc" "$expected_sha" "$from_file" "--sha256"
     elif [ -f "$from_file.sha256" ]; then
-      verify_sha256 "$tmp/onacc" "$(first_checksum "$from_file.sha256")" "$from_file"
+      ob_sum=$(checksum_from_file "$from_file.sha256" "${from_file##*/}") || exit 1
+      verify_sha256 "$tmp/onacc" "$ob_sum" "$from_file" "$from_file.sha256"
     else
       say "installing the local file $from_file (no $from_file.sha256 or --sha256 to check it against)"
     fi
@@ -171,10 +186,13 @@ obtain_binary() {
   say "downloading $ob_url ($arch, $libc)"
   fetch "$ob_url" "$tmp/onacc" || die "download failed: $ob_url"
   if [ -n "$expected_sha" ]; then
-    verify_sha256 "$tmp/onacc" "$expected_sha" "$ob_url"
+    verify_sha256 "$tmp/onacc" "$expected_sha" "$ob_url" "the --sha256 you gave"
   else
     fetch "$ob_sha_url" "$tmp/onacc.sha256" || die "cannot download the checksum $ob_sha_url; refusing to install an unchecked binary"
-    verify_sha256 "$tmp/onacc" "$(first_checksum "$tmp/onacc.sha256")" "$ob_url"
+    ob_sum=$(checksum_from_file "$tmp/onacc.sha256" "${ob_url##*/}") || exit 1
+    verify_sha256 "$tmp/onacc" "$ob_sum" "$ob_url" "$ob_sha_url"
+    # Both files came from the same server: whoever controls it can replace both.
+    say "note: that checksum came from the same server as the binary, so it proves the download is intact, not that the release is genuine; to check that, pass --sha256 HEX with the checksum from another channel"
   fi
 }
 
@@ -217,7 +235,23 @@ install_file() {
   changed=1
 }
 
+# The musl builds of Bun's runtime (inside onacc) link libstdc++ and libgcc dynamically; musl systems do not
+# always have them (Alpine: the libstdc++ and libgcc packages).
+ensure_musl_runtime() {
+  [ "$libc" = musl ] || return 0
+  for emr_dir in /usr/lib /lib /usr/local/lib; do
+    [ -e "$emr_dir/libstdc++.so.6" ] && return 0
+  done
+  if have apk && [ "$(id -u)" = 0 ]; then
+    say "onacc's runtime needs libstdc++ and libgcc: apk add libstdc++ libgcc"
+    apk add --no-cache libstdc++ libgcc </dev/null || die "apk add libstdc++ libgcc failed"
+  else
+    die "onacc's musl build needs libstdc++.so.6 and libgcc_s.so.1 (Alpine: apk add libstdc++ libgcc); install them and run this again"
+  fi
+}
+
 install_binary() {
+  ensure_musl_runtime
   # A binary for another architecture or C library fails here, before anything is replaced.
   chmod 0755 "$tmp/onacc"
   ib_version=$("$tmp/onacc" --version </dev/null 2>/dev/null) ||
@@ -291,24 +325,53 @@ ensure_clamd() {
     fi
   fi
   # clamd refuses to start without signatures; freshclam fetches them (needs network access).
-  if clamd_present && ! ls /var/lib/clamav/*.cvd /var/lib/clamav/*.cld >/dev/null 2>&1; then
-    warn "clamd has no signature database in /var/lib/clamav yet: run freshclam (needs Internet access), or try onacc with test signatures: $bin setup --trial"
+  if clamd_present; then
+    ec_db=$(clamd_database_dir)
+    if ! has_signatures "$ec_db"; then
+      if [ "$trial" = 1 ]; then
+        say "clamd has no signature database in $ec_db: onacc uses the trial clamd (--trial) instead"
+      else
+        ec_from="DatabaseDirectory in $clamd_conf"
+        [ -r "$clamd_conf" ] || ec_from="clamd's default: there is no $clamd_conf"
+        warn "clamd has no signature database in $ec_db ($ec_from), so it cannot start and onacc has no clamd to ask."
+        warn "  get one with: freshclam (downloads ClamAV's signatures; needs Internet access), then: systemctl restart clamav-daemon"
+        warn "  or try onacc now with a test signature: run this installer again with --trial"
+      fi
+    fi
   fi
   return 0
 }
 
+# clamd's DatabaseDirectory from its clamd.conf (clamd's default when the file or the option is missing).
+clamd_database_dir() {
+  cdd=$(sed -n 's/^[[:space:]]*DatabaseDirectory[[:space:]][[:space:]]*\([^[:space:]#]*\).*/\1/p' "$clamd_conf" 2>/dev/null | head -n 1)
+  printf '%s\n' "${cdd:-/var/lib/clamav}"
+}
+
+# has_signatures DIR: does DIR hold a signature database (official .cvd/.cld or signature files of its own)?
+has_signatures() {
+  for hs_file in "$1"/*.cvd "$1"/*.cld "$1"/*.cud "$1"/*.hdb "$1"/*.hsb "$1"/*.ndb "$1"/*.ldb "$1"/*.yar "$1"/*.yara; do
+    [ -e "$hs_file" ] && return 0
+  done
+  return 1
+}
+
 # --- setup ----------------------------------------------------------------------------------------------
 
+# Sets setup_ran=1 when `onacc setup` ran to its end (its closing lines are then the last words).
 run_setup() {
-  if [ "$trial" = 1 ]; then
-    "$bin" setup --trial --yes --trial-config "$config_dir/trial-clamd.conf" </dev/null || die "onacc setup --trial failed"
-  fi
+  setup_ran=0
+  rs_trial=
+  # The paths are check_path'ed (no blanks), so splitting this list is safe.
+  [ "$trial" = 1 ] && rs_trial="--trial --trial-config $config_dir/trial-clamd.conf"
   if [ -e "$config" ]; then
     say "keeping the existing configuration $config (the installer never overwrites it; onacc setup asks first)"
+    run_trial_only
     return 0
   fi
-  rs_hint="configure onacc with: $bin setup --config $config"
+  rs_hint="configure onacc with: $bin setup${rs_trial:+ --trial} --config $config"
   if [ "$setup" = no ]; then
+    run_trial_only
     say "$rs_hint"
     return 0
   fi
@@ -317,21 +380,32 @@ run_setup() {
     case "$rs_arg" in --yes | -y) rs_yes=1 ;; esac
   done
   rs_status=0
+  # shellcheck disable=SC2086 # $rs_trial is split on purpose
   if [ "$rs_yes" = 1 ]; then
-    "$bin" setup --config "$config" --systemd-dir "$systemd_dir" "$@" </dev/null || rs_status=$?
+    "$bin" setup $rs_trial --config "$config" --systemd-dir "$systemd_dir" "$@" </dev/null || rs_status=$?
   elif [ -t 0 ]; then
-    "$bin" setup --config "$config" --systemd-dir "$systemd_dir" "$@" || rs_status=$?
+    "$bin" setup $rs_trial --config "$config" --systemd-dir "$systemd_dir" "$@" || rs_status=$?
   elif (: </dev/tty) 2>/dev/null; then
     # Run from a pipe (curl | sh): the wizard talks to the terminal, never to the pipe.
-    "$bin" setup --config "$config" --systemd-dir "$systemd_dir" "$@" </dev/tty || rs_status=$?
+    "$bin" setup $rs_trial --config "$config" --systemd-dir "$systemd_dir" "$@" </dev/tty || rs_status=$?
   else
-    say "no terminal to ask questions on: $rs_hint (or non-interactively: $bin setup --yes --protect DIR ...)"
+    run_trial_only
+    say "no terminal to ask questions on: $rs_hint (or non-interactively: $bin setup${rs_trial:+ --trial} --yes --protect DIR ...)"
     return 0
   fi
   if [ "$rs_status" != 0 ]; then
     warn "onacc setup did not finish (exit status $rs_status); onacc is installed: $rs_hint"
     exit "$rs_status"
   fi
+  setup_ran=1
+}
+
+# With --trial when onacc itself is not (re)configured: the trial clamd still gets started (a no-op when
+# it already runs).
+run_trial_only() {
+  [ -n "$rs_trial" ] || return 0
+  # shellcheck disable=SC2086
+  "$bin" setup $rs_trial --yes --config "$config" --systemd-dir "$systemd_dir" </dev/null || die "onacc setup --trial failed"
 }
 
 # --- uninstall -------------------------------------------------------------------------------------------
@@ -341,7 +415,10 @@ uninstall() {
   if [ -f "$unit" ] && systemd_running && [ "$systemd_dir" = /etc/systemd/system ]; then
     systemctl disable --now onacc.service </dev/null || warn "systemctl disable --now onacc failed"
   fi
-  for un_file in "$bin" "$unit" "$dropin_dir/setup.conf"; do
+  if [ -f "$trial_unit" ] && systemd_running && [ "$systemd_dir" = /etc/systemd/system ]; then
+    systemctl disable --now onacc-trial-clamd.service </dev/null || warn "systemctl disable --now onacc-trial-clamd failed"
+  fi
+  for un_file in "$bin" "$unit" "$dropin_dir/setup.conf" "$trial_unit"; do
     if [ -e "$un_file" ]; then
       rm -f "$un_file" || die "cannot remove $un_file"
       say "removed $un_file"
@@ -542,6 +619,8 @@ main() {
   config=$config_dir/onacc.conf
   unit=$systemd_dir/onacc.service
   dropin_dir=$systemd_dir/onacc.service.d
+  trial_unit=$systemd_dir/onacc-trial-clamd.service
+  clamd_conf=/etc/clamav/clamd.conf
 
   if [ "$do_uninstall" = 1 ]; then
     uninstall
@@ -567,12 +646,17 @@ main() {
   install_binary
   install_unit
   ensure_clamd
-  run_setup "$@"
   # An upgrade: a running onacc restarts on the new binary (try-restart leaves a stopped one stopped).
   if [ "${binary_changed:-0}" = 1 ] && [ "${unit_installed:-0}" = 1 ] && systemd_running && [ "$systemd_dir" = /etc/systemd/system ]; then
     systemctl try-restart onacc.service </dev/null || warn "systemctl try-restart onacc failed"
   fi
-  if [ "${unit_installed:-0}" = 1 ] && [ -e "$config" ]; then
+  run_setup "$@"
+  # After a setup that ran, its closing lines (how to try it, what next) stay the last words.
+  [ "$setup_ran" = 1 ] && return 0
+  if [ "${unit_installed:-0}" = 1 ] && [ -e "$config" ] && systemd_running && [ "$systemd_dir" = /etc/systemd/system ] &&
+    systemctl is-active --quiet onacc.service </dev/null; then
+    say "done: onacc is running (systemctl status onacc)"
+  elif [ "${unit_installed:-0}" = 1 ] && [ -e "$config" ]; then
     say "done: start it with systemctl enable --now onacc (onacc setup offers to)"
   else
     say "done"

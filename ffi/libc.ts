@@ -1,16 +1,59 @@
 // The libc functions onacc calls directly, opened once per thread (each Worker dlopens its own handle),
 // plus the small helpers every binding needs: C strings, errno, and checked return values.
+import { readFileSync } from "node:fs";
 import { dlopen, FFIType, read as readPtr, type Pointer } from "bun:ffi";
 import { SyscallError } from "./errors.ts";
 
 const { i32, u32, u64, i64_fast, u64_fast, ptr, cstring } = FFIType;
 
+/**
+ * The C library this process already runs on. glibc's is "libc.so.6", mapped under that name. musl has no
+ * such file: there the dynamic loader is the C library, so its path is the mapping at the interpreter's
+ * base address (AT_BASE in /proc/self/auxv), whatever the distribution calls it (/lib/ld-musl-x86_64.so.1
+ * on Alpine, /usr/lib/x86_64-linux-musl/libc.so on Debian). Opening a second, different libc would give two
+ * errno locations and two heaps. Only /proc is read: nothing here can open a file onacc watches.
+ */
+export function libcPath(maps: string = _readProc("/proc/self/maps").toString("latin1"), auxv: Uint8Array = _readProc("/proc/self/auxv")): string {
+  if (maps === "" || /\/libc\.so\.6$/m.test(maps)) return "libc.so.6";
+  const base = _auxvValue(auxv, AT_BASE);
+  if (base === undefined || base === 0n) return "libc.so.6";
+  const start = base.toString(16);
+  const line = maps.split("\n").find((l) => l.startsWith(`${start}-`));
+  const path = line === undefined ? undefined : /\s(\/\S.*)$/.exec(line)?.[1];
+  return path ?? "libc.so.6";
+}
+
+// Hint: <elf.h> auxiliary vector: (type, value) pairs of u64 on LP64; AT_BASE is the interpreter's base.
+const AT_BASE = 7n;
+
+function _auxvValue(auxv: Uint8Array, type: bigint): bigint | undefined {
+  const view = new DataView(auxv.buffer, auxv.byteOffset, auxv.byteLength);
+  for (let off = 0; off + 16 <= auxv.byteLength; off += 16) {
+    const key = view.getBigUint64(off, true);
+    if (key === 0n) return undefined;
+    if (key === type) return view.getBigUint64(off + 8, true);
+  }
+  return undefined;
+}
+
+function _readProc(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
+// Every symbol here must be exported by glibc 2.17 and later and by musl (tests/ffi/libc-symbols.test.ts
+// checks both). Not bound on purpose: getdents64 and gettid (glibc 2.30+: RHEL 8 has 2.28) and the LFS64
+// names such as pread64 (gone from musl 1.2.4): syscall() and the plain names serve instead, see below.
 // Hint: size_t/ssize_t use the *_fast types so results come back as numbers, not BigInts.
-const lib = dlopen("libc.so.6", {
+export const LIBC_SYMBOLS = {
   __errno_location: { args: [], returns: ptr },
   read: { args: [i32, ptr, u64_fast], returns: i64_fast },
   write: { args: [i32, ptr, u64_fast], returns: i64_fast },
-  pread64: { args: [i32, ptr, u64_fast, i64_fast], returns: i64_fast },
+  // off_t is 64 bits on LP64 (x86_64, arm64) in both C libraries: pread is pread64.
+  pread: { args: [i32, ptr, u64_fast, i64_fast], returns: i64_fast },
   close: { args: [i32], returns: i32 },
   openat: { args: [i32, ptr, i32, u32], returns: i32 },
   unlinkat: { args: [i32, ptr, i32], returns: i32 },
@@ -18,7 +61,6 @@ const lib = dlopen("libc.so.6", {
   syscall: { args: [i64_fast, i64_fast, ptr, i32, u32, ptr], returns: i32 },
   readlink: { args: [ptr, ptr, u64_fast], returns: i64_fast },
   fsync: { args: [i32], returns: i32 },
-  getdents64: { args: [i32, ptr, u64_fast], returns: i64_fast },
   poll: { args: [ptr, u64_fast, i32], returns: i32 },
   eventfd: { args: [u32, i32], returns: i32 },
   fanotify_init: { args: [u32, u32], returns: i32 },
@@ -35,7 +77,6 @@ const lib = dlopen("libc.so.6", {
   getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
   getpid: { args: [], returns: i32 },
-  gettid: { args: [], returns: i32 },
   getrlimit: { args: [i32, ptr], returns: i32 },
   setrlimit: { args: [i32, ptr], returns: i32 },
   getpwnam: { args: [ptr], returns: ptr },
@@ -53,13 +94,29 @@ const lib = dlopen("libc.so.6", {
   fcntl: { args: [i32, i32, i64_fast], returns: i32 },
   // signal(SIGIO, SIG_IGN): a lease break signals the lease holder (see process.ts).
   signal: { args: [i32, u64_fast], returns: u64_fast },
-});
+} as const;
+
+const lib = dlopen(libcPath(), LIBC_SYMBOLS);
 
 // *_fast results are typed number | bigint; sizes and counts here never exceed 2^53, so call them numbers.
 type _NumberResults<T> = {
   [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => bigint extends R ? Exclude<R, bigint> : R : T[K];
 };
-export const libc = lib.symbols as _NumberResults<typeof lib.symbols>;
+const _symbols = lib.symbols as _NumberResults<typeof lib.symbols>;
+
+// Hint: <asm/unistd.h> numbers differ per architecture (x86_64 | aarch64's generic table).
+const SYS_getdents64 = process.arch === "arm64" ? 61 : 217;
+const SYS_gettid = process.arch === "arm64" ? 178 : 186;
+
+export const libc = {
+  ..._symbols,
+  /** pread(2) under the name callers know; the symbol bound is `pread` (see LIBC_SYMBOLS). */
+  pread64: _symbols.pread,
+  /** getdents64(2) through syscall(): the glibc wrapper exists only since 2.30, musl 1.2.4 dropped the name. */
+  getdents64: (fd: number, buf: Uint8Array, count: number): number => _symbols.syscall(SYS_getdents64, fd, buf, count, 0, null),
+  /** gettid(2) through syscall(): the glibc wrapper exists only since 2.30. */
+  gettid: (): number => _symbols.syscall(SYS_gettid, 0, null, 0, 0, null),
+};
 void cstring;
 
 /** errno of the calling thread; read it right after the failing call. */

@@ -2,10 +2,12 @@
 // Workers resolve relative to src/main.ts, so every Worker entry is listed as an extra entrypoint.
 import { mkdirSync } from "node:fs";
 
-const root = new URL("..", import.meta.url).pathname;
-const entrypoints = ["src/main.ts", "src/workers/reader.ts", "src/workers/scanner.ts", "src/workers/dirwatch.ts"];
-mkdirSync(`${root}/dist`, { recursive: true });
+export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+export const ENTRYPOINTS = ["src/main.ts", "src/workers/reader.ts", "src/workers/scanner.ts", "src/workers/dirwatch.ts"];
 
-const cmd = ["bun", "build", "--compile", "--minify", ...entrypoints, "--outfile", "dist/onacc"];
-const r = Bun.spawnSync(cmd, { cwd: root, stdout: "inherit", stderr: "inherit" });
-process.exit(r.exitCode ?? 1);
+if (import.meta.main) {
+  mkdirSync(`${ROOT}/dist`, { recursive: true });
+  const cmd = ["bun", "build", "--compile", "--minify", ...ENTRYPOINTS, "--outfile", "dist/onacc"];
+  const r = Bun.spawnSync(cmd, { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
+  process.exit(r.exitCode ?? 1);
+}

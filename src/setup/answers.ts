@@ -15,6 +15,10 @@ export interface SetupAnswers {
   streamMaxLength?: string;
   /** TemporaryDirectory copied from the local clamd.conf: onacc never watches clamd's temp files. */
   temporaryDirectory?: string;
+  /** The systemd unit running that clamd, when setup made it (the trial clamd's): onacc starts after it. */
+  clamdUnit?: string;
+  /** That clamd is the trial clamd of `onacc setup --trial` (it detects the EICAR test file only). */
+  trialClamd?: boolean;
   /** OnAccessIncludePath: existing absolute directories. */
   protect: string[];
   /** OnAccessExcludePath. */

@@ -1,6 +1,6 @@
 // Finding clamd for `onacc setup`: what the local clamd.conf says (socket, User, StreamMaxLength), the
 // address a person types ("/run/clamav/clamd.ctl", "unix:///…", "host:3310"), and a VERSION probe.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import * as v from "valibot";
 import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
 import { CLAMD_DEFAULT_CONFIG, clamdOptionOf } from "../config/clamd-options.ts";
@@ -65,17 +65,57 @@ export function readLocalClamdConf(file: string): LocalClamdConf | undefined {
   return conf;
 }
 
-/** Candidate endpoints, most likely first, without duplicates: clamd.conf's, then existing well-known sockets. */
-export function candidateEndpoints(conf: LocalClamdConf | undefined): ClamdEndpoint[] {
-  const found: ClamdEndpoint[] = [...(conf?.endpoints ?? [])];
-  for (const path of WELL_KNOWN_SOCKETS) if (existsSync(path)) found.push({ kind: "unix", path });
+/** A clamd setup can offer: where it listens, the clamd.conf describing it, and what is known without asking. */
+export interface ClamdChoice {
+  endpoint: ClamdEndpoint;
+  /** The clamd.conf it was found in (its User and StreamMaxLength), when known. */
+  conf?: LocalClamdConf;
+  /** The trial clamd of `onacc setup --trial` (EICAR only). */
+  trial: boolean;
+  /** Why it cannot answer, known without asking it (its clamd.conf names an empty database directory). */
+  unusable?: string;
+}
+
+/**
+ * The clamds to offer, most likely first and without duplicates: the local clamd.conf's sockets, then
+ * existing well-known sockets, and the trial clamd's (first when `preferTrial`). A clamd whose database
+ * directory holds no signatures cannot be running, so it is marked unusable instead of asked: a socket-
+ * activated clamd (Debian's clamav-daemon.socket) would accept the connection and never answer.
+ */
+export function clamdChoices(conf: LocalClamdConf | undefined, trial: LocalClamdConf | undefined, preferTrial: boolean): ClamdChoice[] {
+  const system: ClamdChoice[] = [];
+  const noDatabase = conf === undefined ? undefined : missingDatabase(conf);
+  for (const endpoint of conf?.endpoints ?? []) {
+    system.push({ endpoint, conf: conf!, trial: false, ...(noDatabase ? { unusable: noDatabase } : {}) });
+  }
+  for (const path of WELL_KNOWN_SOCKETS) if (existsSync(path)) system.push({ endpoint: { kind: "unix", path }, trial: false });
+  const trials: ClamdChoice[] = (trial?.endpoints ?? []).map((endpoint) => ({ endpoint, conf: trial!, trial: true }));
   const seen = new Set<string>();
-  return found.filter((e) => {
-    const key = describeEndpoint(e);
+  return (preferTrial ? [...trials, ...system] : [...system, ...trials]).filter((c) => {
+    const key = endpointKey(c.endpoint);
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
   });
+}
+
+/** Identity of an endpoint: a socket by its real path (/var/run is often a link to /run). */
+export function endpointKey(endpoint: ClamdEndpoint): string {
+  if (endpoint.kind === "unix") {
+    try {
+      return `unix:${realpathSync(endpoint.path)}`;
+    } catch {
+      return `unix:${endpoint.path}`;
+    }
+  }
+  return describeEndpoint(endpoint);
+}
+
+/** "clamd has no signature database in DIR…" when the clamd.conf's database directory is empty. */
+export function missingDatabase(conf: LocalClamdConf): string | undefined {
+  const db = conf.databaseDirectory ?? "/var/lib/clamav";
+  if (hasSignatures(db)) return undefined;
+  return `clamd has no signature database in ${db} (${conf.file}), so it cannot start: get one with freshclam (needs Internet access), then systemctl restart clamav-daemon; or try onacc with a test signature: onacc setup --trial`;
 }
 
 /**
@@ -123,9 +163,6 @@ export function hasSignatures(dir: string): boolean {
 
 /** Why clamd did not answer, plus what to do when the likely cause is a missing database. */
 export function unreachableHint(conf: LocalClamdConf | undefined): string {
-  const db = conf?.databaseDirectory ?? "/var/lib/clamav";
-  if (!hasSignatures(db)) {
-    return `clamd has no signature database in ${db}, so it cannot start: run freshclam (needs Internet access), or try onacc with test signatures: onacc setup --trial`;
-  }
-  return "Is clamd running? (systemctl status clamav-daemon)";
+  const noDatabase = missingDatabase(conf ?? { file: DEFAULT_CLAMD_CONF, endpoints: [] });
+  return noDatabase !== undefined ? `${noDatabase}.` : "Is clamd running? (systemctl status clamav-daemon)";
 }

@@ -4,6 +4,7 @@ import { mkdirSync } from "node:fs";
 import { parseConfigText } from "../config/parse.ts";
 import { OnaccError } from "../errors.ts";
 import { type SetupAnswers } from "./answers.ts";
+import { EICAR_TEXT, TRIAL_UNIT } from "./trial.ts";
 import { enableAndStart, findUnit, systemdRunning } from "./service.ts";
 import { manualCommand, renderConfig, renderDropIn, writeConfigFile, writeDropIn } from "./write.ts";
 
@@ -53,7 +54,7 @@ export async function finishSetup(answers: SetupAnswers, opts: FinishOptions): P
     }
   }
 
-  const result: FinishResult = { configPath: opts.configPath, serviceStarted: false, manualCommand: manualCommand(answers, opts.configPath, _binaryName()) };
+  const result: FinishResult = { configPath: opts.configPath, serviceStarted: false, manualCommand: manualCommand(answers, opts.configPath, onaccBinary()) };
   if (opts.noService) {
     report.info(`Run onacc with: ${result.manualCommand}`);
     return result;
@@ -85,7 +86,24 @@ export async function finishSetup(answers: SetupAnswers, opts: FinishOptions): P
   return result;
 }
 
+/**
+ * The closing lines when onacc uses the trial clamd: how to watch it block the EICAR test file, and how to
+ * move to the real clamd once it has signatures.
+ */
+export function trialClosingLines(answers: SetupAnswers): string[] {
+  const file = `${answers.protect[0]}/eicar.com`;
+  return [
+    `See it block the EICAR test file: printf '%s' '${EICAR_TEXT}' > ${file}; cat ${file}`,
+    answers.prevention
+      ? `  cat says "Operation not permitted" (the FOUND line is in /var/log/onacc/onacc.log when the service runs); then: rm ${file}`
+      : `  prevention is off: cat works, and onacc logs "FOUND"; then: rm ${file}`,
+    "The trial clamd knows only that test file. To switch to the real clamd once it has signatures",
+    "(freshclam, needs Internet access): systemctl enable --now clamav-daemon; run onacc setup and choose",
+    `its socket (replace the configuration when asked); then: systemctl disable --now ${TRIAL_UNIT}`,
+  ];
+}
+
 /** The path of the compiled binary (so the printed command works as given), or plain "onacc". */
-function _binaryName(): string {
+export function onaccBinary(): string {
   return Bun.main.startsWith("/$bunfs/") ? process.execPath : "onacc";
 }

@@ -5,7 +5,7 @@ import { closestName } from "../config/suggest.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_CLAMD_CONF } from "./clamd.ts";
 import { DEFAULT_QUARANTINE, MAX_THREADS, splitList } from "./answers.ts";
-import { TRIAL_DEFAULTS } from "./trial.ts";
+import { TRIAL_DEFAULTS, TRIAL_UNIT } from "./trial.ts";
 import { DEFAULT_CONFIG_PATH, DEFAULT_SYSTEMD_DIR } from "./write.ts";
 
 export interface SetupFlags {
@@ -135,7 +135,7 @@ export function setupHelpText(): string {
 Usage:
   onacc setup                      ask each question (needs a terminal)
   onacc setup --yes --protect DIR [options]   no questions: flags and defaults
-  onacc setup --trial              write a trial clamd with an EICAR test signature
+  onacc setup --trial              start a trial clamd (EICAR test signature only), then set up onacc with it
 
 Answers (each is asked when not given; with --yes the default is used):
   --clamd ADDRESS          clamd's socket path (/run/clamav/clamd.ctl, unix:///…) or host:port
@@ -161,10 +161,11 @@ Where it goes:
   -h, --help               show this help
 
 Trial (for hosts without a signature database):
-  --trial                  write an EICAR-only database (--trial-db, default ${TRIAL_DEFAULTS.database}),
-                           a clamd.conf for it (--trial-config, default ${TRIAL_DEFAULTS.config}) with
-                           its socket (--trial-socket, default ${TRIAL_DEFAULTS.socket}),
-                           and print how to start it
+  --trial                  start a trial clamd that detects only the EICAR test file, and offer it
+                           first: its database (--trial-db, default ${TRIAL_DEFAULTS.database}), its
+                           clamd.conf (--trial-config, default ${TRIAL_DEFAULTS.config}) and socket
+                           (--trial-socket, default ${TRIAL_DEFAULTS.socket}); under systemd it runs
+                           as ${TRIAL_UNIT} (started at boot). With --yes and no --protect: only that
 
 Exit codes: 0 written, 1 cancelled or a file could not be written, 2 bad command line (also: no
 terminal without --yes, or an existing file without --force), 3 an answer that does not check out

@@ -28,16 +28,20 @@ export interface SystemctlResult {
   error?: string;
 }
 
+/** One systemctl command: ok, or systemctl's own words (its exit status when it said nothing). */
+export function systemctl(args: string[]): { ok: boolean; error?: string } {
+  const r = Bun.spawnSync(["systemctl", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode === 0) return { ok: true };
+  return { ok: false, error: r.stderr.toString().trim() || `exit status ${r.exitCode}` };
+}
+
 /** daemon-reload (the drop-in changed), enable, then restart: a running onacc must reload its config. */
 export function enableAndStart(): SystemctlResult {
   const commands: string[] = [];
   for (const args of [["daemon-reload"], ["enable", "onacc.service"], ["restart", "onacc.service"]]) {
     commands.push(`systemctl ${args.join(" ")}`);
-    const r = Bun.spawnSync(["systemctl", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    if (r.exitCode !== 0) {
-      const error = r.stderr.toString().trim() || `exit status ${r.exitCode}`;
-      return { ok: false, commands, error };
-    }
+    const r = systemctl(args);
+    if (!r.ok) return { ok: false, commands, error: r.error! };
   }
   return { ok: true, commands };
 }

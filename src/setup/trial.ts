@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { serializeConfig } from "../config/serialize.ts";
 import { uidOfUser } from "../../ffi/process.ts";
-import { ConfigExistsError, replaceTextFile, writeConfigFile } from "./write.ts";
+import { ConfigExistsError, fileHasText, replaceTextFile, writeConfigFile } from "./write.ts";
 
 export const TRIAL_DEFAULTS = {
   database: "/var/lib/onacc/trial-db",
@@ -13,6 +13,9 @@ export const TRIAL_DEFAULTS = {
   // Not /run/onacc: that is the service's RuntimeDirectory (root's, emptied whenever onacc stops).
   socket: "/run/onacc-trial/clamd.sock",
 } as const;
+
+/** The trial clamd's own unit (written by setup when systemd runs), which onacc.service is ordered after. */
+export const TRIAL_UNIT = "onacc-trial-clamd.service";
 
 /** The EICAR anti-virus test file: harmless, and every scanner's agreed "this must be detected". */
 export const EICAR_TEXT = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
@@ -26,11 +29,13 @@ export interface TrialPaths {
   socket: string;
 }
 
-export interface TrialResult extends TrialPaths {
-  /** What to run, in order, to start the trial clamd and point onacc at it. */
-  nextSteps: string[];
+export interface TrialFiles extends TrialPaths {
+  /** The user clamd runs as (clamav when that user exists, else root). */
+  user: string;
   /** The config file already existed and was kept (written again only with --force). */
   keptConfig: boolean;
+  /** The database file was written now (false: it already held the signature). */
+  wroteDatabase: boolean;
 }
 
 /** An .hdb line: MD5 of the content, its size, the signature name. */
@@ -43,11 +48,11 @@ export function trialSignatureLine(): string {
 export function renderTrialClamdConf(paths: TrialPaths, user: string): string {
   return serializeConfig(
     [
-      { name: "LocalSocket", value: paths.socket, comment: "onacc connects here (onacc setup --clamd this path)" },
+      { name: "LocalSocket", value: paths.socket, comment: "onacc connects here (onacc setup offers it)" },
       { name: "LocalSocketMode", value: "660" },
       { name: "FixStaleSocket", value: true },
       { name: "DatabaseDirectory", value: paths.database, comment: "One signature only: the EICAR test file" },
-      { name: "PidFile", value: join(dirname(paths.socket), "trial-clamd.pid") },
+      { name: "PidFile", value: trialPidFile(paths) },
       { name: "User", value: user },
       { name: "LogSyslog", value: true },
       { name: "MaxThreads", value: 4 },
@@ -59,15 +64,23 @@ export function renderTrialClamdConf(paths: TrialPaths, user: string): string {
   );
 }
 
+export function trialPidFile(paths: TrialPaths): string {
+  return join(dirname(paths.socket), "trial-clamd.pid");
+}
+
 /**
- * Writes the trial database (always: it is onacc's own file) and the trial clamd.conf (kept when it
- * exists, unless `force`), and creates the socket's directory owned by clamd's user.
+ * Writes the trial database (when it does not already hold the signature: it is onacc's own file) and the
+ * trial clamd.conf (kept when it exists, unless `force`), and creates the socket's directory owned by
+ * clamd's user. A second run with the same paths changes nothing.
  */
-export function writeTrial(paths: TrialPaths, opts: { force: boolean; user?: string }): TrialResult {
+export function writeTrial(paths: TrialPaths, opts: { force: boolean; user?: string }): TrialFiles {
   const user = opts.user ?? (uidOfUser("clamav") !== undefined ? "clamav" : "root");
   const uid = uidOfUser(user);
   mkdirSync(paths.database, { recursive: true, mode: 0o755 });
-  replaceTextFile(join(paths.database, TRIAL_DATABASE_FILE), `${trialSignatureLine()}\n`);
+  const dbFile = join(paths.database, TRIAL_DATABASE_FILE);
+  const dbText = `${trialSignatureLine()}\n`;
+  const wroteDatabase = !fileHasText(dbFile, dbText);
+  if (wroteDatabase) replaceTextFile(dbFile, dbText);
 
   let keptConfig = false;
   try {
@@ -77,19 +90,44 @@ export function writeTrial(paths: TrialPaths, opts: { force: boolean; user?: str
     keptConfig = true;
   }
 
-  // clamd creates its socket and PID file after dropping to `user`.
+  // clamd creates its socket and PID file after dropping to `user` (under systemd, RuntimeDirectory= does).
   const runDir = dirname(paths.socket);
   mkdirSync(runDir, { recursive: true, mode: 0o755 });
   if (uid !== undefined) chownSync(runDir, uid, -1);
 
-  return {
-    ...paths,
-    keptConfig,
-    nextSteps: [
-      `mkdir -p ${runDir} && chown ${user} ${runDir}   # only after a reboot: /run is emptied`,
-      `clamd -c ${paths.config}   # starts the trial clamd; stop it with: kill $(cat ${join(runDir, "trial-clamd.pid")})`,
-      `onacc setup --clamd ${paths.socket}   # protect a directory with it`,
-      `printf '%s' '${EICAR_TEXT.replace(/'/g, "'\\''")}' > DIR/eicar.txt; cat DIR/eicar.txt   # blocked: "Operation not permitted"`,
-    ],
-  };
+  return { ...paths, user, keptConfig, wroteDatabase };
+}
+
+/**
+ * The trial clamd's unit: clamd in the foreground as `user`, its socket directory made by systemd, and
+ * "active" only once it answers (ExecStartPost pings it), so onacc.service ordered after it starts against
+ * a clamd that is ready.
+ */
+export function renderTrialUnit(paths: TrialPaths, opts: { user: string; clamd: string; onacc: string }): string {
+  const runDir = dirname(paths.socket);
+  const lines = [
+    "# Written by `onacc setup --trial`: a clamd that knows one test signature (the EICAR test file), for",
+    "# trying onacc on a host without a signature database. It protects against nothing real.",
+    `# Remove it with: systemctl disable --now ${TRIAL_UNIT}, then delete this file.`,
+    "[Unit]",
+    "Description=Trial clamd for onacc (EICAR test signature only)",
+    "Before=onacc.service",
+    "",
+    "[Service]",
+    "Type=simple",
+    ...(opts.user === "root" ? [] : [`User=${opts.user}`]),
+    `ExecStart=${opts.clamd} --foreground=true --config-file=${paths.config}`,
+    // clamd loads its database before it listens: wait here until it answers (at most a minute).
+    `ExecStartPost=${opts.onacc} --ping=60:1 --config-file=${paths.config}`,
+    ...(runDir.startsWith("/run/") ? [`RuntimeDirectory=${runDir.slice("/run/".length)}`, "RuntimeDirectoryMode=0755"] : []),
+    "Restart=on-failure",
+    "RestartSec=2s",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=full",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ];
+  return lines.join("\n");
 }

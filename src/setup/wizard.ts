@@ -20,9 +20,9 @@ import {
   userListProblem,
   type SetupAnswers,
 } from "./answers.ts";
-import { candidateEndpoints, parseClamdAddress, probeClamd, readLocalClamdConf, unreachableHint, type LocalClamdConf } from "./clamd.ts";
-import { finishSetup, type Reporter } from "./finish.ts";
-import { defaultExcludedUsers, fromClamdConf } from "./from-flags.ts";
+import { parseClamdAddress, probeClamd, unreachableHint, type LocalClamdConf } from "./clamd.ts";
+import { finishSetup, trialClosingLines, type Reporter } from "./finish.ts";
+import { choicesFor, chosenByAddress, clamdAnswers, defaultExcludedUsers, type ChosenClamd } from "./from-flags.ts";
 import type { SetupFlags } from "./options.ts";
 import { renderConfig } from "./write.ts";
 
@@ -46,17 +46,15 @@ const _reporter: Reporter = {
 /** Runs the wizard; returns the exit code. Throws SetupCancelled when the person cancels. */
 export async function runWizard(flags: SetupFlags): Promise<number> {
   p.intro(`onacc ${VERSION} setup`);
-  const conf = readLocalClamdConf(flags.clamdConf);
-  const clamd = await _askClamd(flags, conf);
+  const clamd = await _askClamd(flags);
   const protect = await _askProtect(flags);
   const excludePaths = await _askExcludePaths(flags, protect);
   const prevention = await _askPrevention(flags);
-  const excludeUsers = await _askExcludedUsers(flags, conf);
+  const excludeUsers = await _askExcludedUsers(flags, clamd.conf);
   const action = await _askAction(flags, protect, prevention);
   const threads = await _askThreads(flags);
 
-  const answers: SetupAnswers = { clamd: clamd.endpoint, protect, excludePaths, prevention, excludeUsers, action, threads, ...fromClamdConf(clamd.endpoint, conf) };
-  if (clamd.version !== undefined) answers.clamdVersion = clamd.version;
+  const answers: SetupAnswers = { ...clamdAnswers(clamd, flags.systemdDir), protect, excludePaths, prevention, excludeUsers, action, threads };
 
   const { configPath, force } = await _askConfigPath(flags);
   p.note(renderConfig(answers, configPath).trimEnd(), configPath);
@@ -70,6 +68,7 @@ export async function runWizard(flags: SetupFlags): Promise<number> {
     report: _reporter,
     confirmStart: () => _ask(p.confirm({ message: "Enable onacc at boot and start it now?", initialValue: true })),
   });
+  if (clamd.trial) p.note(trialClosingLines(answers).join("\n"), "Trial clamd (EICAR test signature only)");
   p.outro(result.serviceStarted ? "onacc is protecting your files." : "Done.");
   return result.serviceError === undefined ? 0 : 1;
 }
@@ -81,28 +80,31 @@ async function _ask<T>(prompt: Promise<T>): Promise<Exclude<T, symbol>> {
   return value as Exclude<T, symbol>;
 }
 
-async function _askClamd(flags: SetupFlags, conf: LocalClamdConf | undefined): Promise<{ endpoint: ClamdEndpoint; version?: string }> {
+async function _askClamd(flags: SetupFlags): Promise<ChosenClamd> {
+  const { conf, choices } = choicesFor(flags);
   if (flags.clamd !== undefined) {
     const endpoint = parseClamdAddress(flags.clamd);
     if (typeof endpoint === "string") {
       p.log.warn(`--clamd: ${endpoint}`);
     } else if (flags.skipClamdCheck) {
       p.log.info(`clamd: ${describeEndpoint(endpoint)} (not checked: --skip-clamd-check)`);
-      return { endpoint };
+      return chosenByAddress(endpoint, choices, conf);
     } else {
       const probe = await probeClamd(endpoint, PROBE_TIMEOUT_MS);
       if (probe.ok) {
         p.log.success(`clamd ${probe.version} answers at ${describeEndpoint(endpoint)}`);
-        return { endpoint, version: probe.version };
+        return chosenByAddress(endpoint, choices, conf, probe.version);
       }
       p.log.warn(`--clamd ${flags.clamd}: ${probe.message}`);
     }
   }
 
-  const candidates = candidateEndpoints(conf);
   const probes = [];
-  for (const endpoint of candidates) probes.push({ endpoint, probe: await probeClamd(endpoint, PROBE_TIMEOUT_MS) });
-  const reachable = probes.flatMap((c) => (c.probe.ok ? [{ endpoint: c.endpoint, version: c.probe.version }] : []));
+  for (const choice of choices) {
+    const probe = choice.unusable !== undefined ? { ok: false as const, message: choice.unusable } : await probeClamd(choice.endpoint, PROBE_TIMEOUT_MS);
+    probes.push({ choice, probe });
+  }
+  const reachable = probes.flatMap((c) => (c.probe.ok ? [{ ...c.choice, version: c.probe.version }] : []));
 
   if (reachable.length > 0) {
     const OTHER = -1;
@@ -110,8 +112,10 @@ async function _askClamd(flags: SetupFlags, conf: LocalClamdConf | undefined): P
       p.select<number>({
         message: "Which clamd should onacc ask for verdicts?",
         options: [
-          ...reachable.map((r, i) => ({ value: i, label: describeEndpoint(r.endpoint), hint: r.version })),
-          ...probes.filter((c) => !c.probe.ok).map((c) => ({ value: OTHER - 1, label: describeEndpoint(c.endpoint), hint: "not answering", disabled: true })),
+          ...reachable.map((r, i) => ({ value: i, label: describeEndpoint(r.endpoint), hint: r.trial ? `trial clamd, EICAR test signature only (${r.version})` : r.version })),
+          ...probes
+            .filter((c) => !c.probe.ok)
+            .map((c) => ({ value: OTHER - 1, label: describeEndpoint(c.choice.endpoint), hint: c.choice.unusable !== undefined ? "no signature database" : "not answering", disabled: true })),
           { value: OTHER, label: "Another socket path or host:port" },
         ],
         initialValue: 0,
@@ -120,10 +124,13 @@ async function _askClamd(flags: SetupFlags, conf: LocalClamdConf | undefined): P
     const chosen = reachable[choice];
     if (chosen !== undefined) {
       p.log.success(`clamd ${chosen.version} answers at ${describeEndpoint(chosen.endpoint)}`);
-      return chosen;
+      const out: ChosenClamd = { endpoint: chosen.endpoint, version: chosen.version, trial: chosen.trial };
+      if (chosen.conf !== undefined) out.conf = chosen.conf;
+      return out;
     }
-  } else if (candidates.length > 0) {
-    p.log.warn(`clamd does not answer at ${candidates.map(describeEndpoint).join(", ")}. ${unreachableHint(conf)}`);
+  } else if (choices.length > 0) {
+    const why = probes.find((c) => c.choice.unusable !== undefined)?.choice.unusable;
+    p.log.warn(`clamd does not answer at ${choices.map((c) => describeEndpoint(c.endpoint)).join(", ")}. ${why !== undefined ? `${why}.` : unreachableHint(conf)}`);
   } else {
     p.log.warn(`No clamd socket found (${conf ? `${flags.clamdConf} names none` : `cannot read ${flags.clamdConf}`}). ${unreachableHint(conf)}`);
   }
@@ -146,7 +153,7 @@ async function _askClamd(flags: SetupFlags, conf: LocalClamdConf | undefined): P
   );
   const endpoint = parseClamdAddress(typed) as ClamdEndpoint;
   if (version !== undefined) p.log.success(`clamd ${version} answers at ${describeEndpoint(endpoint)}`);
-  return version === undefined ? { endpoint } : { endpoint, version };
+  return chosenByAddress(endpoint, choices, conf, version);
 }
 
 async function _askProtect(flags: SetupFlags): Promise<string[]> {

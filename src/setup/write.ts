@@ -1,6 +1,6 @@
 // What `onacc setup` writes: the configuration (clamd.conf syntax, mode 0644, never replaced unless the
 // person said so) and the service drop-in that carries what clamd.conf cannot (the action, write access).
-import { closeSync, fsyncSync, fchmodSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, fchmodSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ONACC_DROPIN_DIR, ONACC_OPTION_NAMES } from "../config/onacc-options.ts";
 import { serializeConfig, type ConfigLine } from "../config/serialize.ts";
@@ -44,8 +44,9 @@ export function renderConfig(answers: SetupAnswers, configPath: string): string 
   const clamd = answers.clamd;
   const version = answers.clamdVersion ? ` (${answers.clamdVersion} when this was written)` : "";
   const lines: ConfigLine[] = [];
+  const which = answers.trialClamd ? "The trial clamd (EICAR test signature only; see onacc setup --trial)" : "clamd";
   if (clamd.kind === "unix") {
-    lines.push({ name: "LocalSocket", value: clamd.path, comment: `clamd${version}` });
+    lines.push({ name: "LocalSocket", value: clamd.path, comment: `${which}${version}` });
   } else {
     lines.push({ name: "TCPSocket", value: clamd.port, comment: `clamd${version}, over TCP: files are streamed to it` });
     lines.push({ name: "TCPAddr", value: clamd.host });
@@ -81,6 +82,15 @@ export function renderDropIn(answers: SetupAnswers, configPath: string): string 
   const out = [
     `# Written by \`onacc setup\` for ${configPath}; running it again rewrites this file.`,
     "# Your own settings belong in another drop-in: systemctl edit onacc",
+    ...(answers.clamdUnit === undefined
+      ? []
+      : [
+          "[Unit]",
+          `# onacc asks ${answers.clamdUnit}: start it first (onacc keeps running when it restarts).`,
+          `Wants=${answers.clamdUnit}`,
+          `After=${answers.clamdUnit}`,
+          "",
+        ]),
     "[Service]",
     `Environment=${_unitQuote(`ONACC_CONFIG=${configPath}`)}`,
     `Environment=${_unitQuote(`ONACC_OPTIONS=${actionFlag(answers.action)}`)}`,
@@ -134,6 +144,15 @@ export function writeDropIn(systemdDir: string, text: string): string {
 export function replaceTextFile(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   _replaceFile(path, text);
+}
+
+/** Does `path` hold exactly `text`? (false when it cannot be read): lets a second run rewrite nothing. */
+export function fileHasText(path: string, text: string): boolean {
+  try {
+    return readFileSync(path, "utf8") === text;
+  } catch {
+    return false;
+  }
 }
 
 /** What the person runs to start onacc by hand with this configuration. */

@@ -36,7 +36,7 @@ export function tempDir(prefix: string): { path: string; dispose(): void } {
   return { path, dispose: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-/** Every file and directory under `dir`: relative path → "dir" or "<mode> <sha256>". */
+/** Every file and directory under `dir`: relative path → "dir", "<mode> <sha256>", or "socket"/"symlink"/"other". */
 export function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   if (!existsSync(dir)) return out;
@@ -48,6 +48,8 @@ export function snapshot(dir: string): Record<string, string> {
       if (st.isDirectory()) {
         out[key] = "dir";
         walk(path);
+      } else if (!st.isFile()) {
+        out[key] = st.isSocket() ? "socket" : st.isSymbolicLink() ? "symlink" : "other";
       } else {
         out[key] = `${(st.mode & 0o7777).toString(8)} ${createHash("sha256").update(readFileSync(path)).digest("hex")}`;
       }

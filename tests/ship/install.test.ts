@@ -1,7 +1,7 @@
 // install.sh as a person runs it, under dash: from a loopback "release server" (Bun.serve on 127.0.0.1)
 // into a temporary prefix, config dir and systemd dir; twice; with a bad checksum; piped to sh; uninstalled.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { INSTALL_SH, POSIX_SH, ROOT, run, sha256, snapshot, tempDir, verifyUnit } from "./helpers.ts";
 
@@ -13,7 +13,9 @@ const requests: string[] = [];
 
 // What install.sh asks for on this machine (its own detection, re-derived here independently).
 const machineArch = process.arch === "arm64" ? "arm64" : "x64";
-const isMusl = existsSync("/lib") && readdirSync("/lib").some((n) => n.startsWith("ld-musl-"));
+const hasLoader = (dir: string, prefix: string) => existsSync(dir) && readdirSync(dir).some((n) => n.startsWith(prefix));
+// musl's loader alone (Debian's musl package adds one to a glibc system).
+const isMusl = hasLoader("/lib", "ld-musl-") && !hasLoader("/lib", "ld-linux-") && !hasLoader("/lib64", "ld-linux-");
 const ASSET = `onacc-linux-${machineArch}${isMusl ? "-musl" : ""}`;
 
 beforeAll(() => {
@@ -37,6 +39,9 @@ beforeAll(() => {
         // A checksum for other bytes: what a corrupted or swapped download looks like.
         "/tampered/onacc.sha256": () => new Response(`${sha256("something else")}  onacc\n`),
         "/unsigned/onacc": () => new Response(binary),
+        // The right bytes' checksum, but for another file: a mix-up the installer must not accept.
+        "/misnamed/onacc": () => new Response(binary),
+        "/misnamed/onacc.sha256": () => new Response(`${good}  onacc-linux-other\n`),
       };
       return routes[path]?.() ?? new Response("not found", { status: 404 });
     },
@@ -95,7 +100,10 @@ describe("install.sh", () => {
     expect(r.code).toBe(0);
     // Its own arch/libc detection picked the asset name, and it fetched the checksum too.
     expect(requests).toEqual([`/release/${ASSET}`, `/release/${ASSET}.sha256`]);
-    expect(r.stdout).toContain(`SHA-256 of ${base}/release/${ASSET} verified (${sha256(binary)})`);
+    expect(r.stdout).toContain(`SHA-256 of ${base}/release/${ASSET} verified (${sha256(binary)}, against ${base}/release/${ASSET}.sha256)`);
+    // A checksum from the same server guards against a broken download only, and the installer says so.
+    expect(r.stdout).toContain("proves the download is intact, not that the release is genuine");
+    expect(r.stdout).toContain("--sha256 HEX");
 
     const bin = join(l.prefix, "bin/onacc");
     expect(sha256(readFileSync(bin))).toBe(sha256(binary));
@@ -150,6 +158,28 @@ describe("install.sh", () => {
     expect(r.stderr).toContain(`cannot download the checksum ${base}/unsigned/onacc.sha256`);
     expect(snapshot(l.root)).toEqual(before);
   });
+
+  test("install.sh refuses a checksum file that names another file", async () => {
+    const l = fakeRoot();
+    const before = snapshot(l.root);
+    const r = await install(l, ["--no-setup"], { ONACC_URL: `${base}/misnamed/onacc` });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('the checksum file for onacc names another file: "onacc-linux-other"');
+    expect(snapshot(l.root)).toEqual(before);
+  });
+
+  test("install.sh --sha256 checks the download against a checksum from another channel instead of the server's file", async () => {
+    const l = fakeRoot();
+    requests.length = 0;
+    const r = await install(l, ["--no-setup", "--sha256", sha256(binary)]);
+    expect(r.code).toBe(0);
+    expect(requests).toEqual([`/release/${ASSET}`]);
+    expect(r.stdout).toContain("against the --sha256 you gave");
+    const wrong = fakeRoot();
+    const bad = await install(wrong, ["--no-setup", "--sha256", sha256("a different release")]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("SHA-256 mismatch");
+  }, 30000);
 
   test("install.sh --from FILE --sha256 refuses a local file with another checksum", async () => {
     const l = fakeRoot();
@@ -231,11 +261,23 @@ describe("install.sh", () => {
     const r = await install(l, ["--from", recorder, "--trial", "--", "--yes", "--protect", "/srv/x"]);
     expect(r.stderr).not.toContain("error");
     expect(r.code).toBe(0);
+    // One setup: it starts the trial clamd, offers it first, and configures onacc with it.
     expect(readFileSync(calls, "utf8").trim().split("\n")).toEqual([
       "--version",
-      `setup --trial --yes --trial-config ${l.configDir}/trial-clamd.conf`,
-      `setup --config ${l.configDir}/onacc.conf --systemd-dir ${l.systemdDir} --yes --protect /srv/x`,
+      `setup --trial --trial-config ${l.configDir}/trial-clamd.conf --config ${l.configDir}/onacc.conf --systemd-dir ${l.systemdDir} --yes --protect /srv/x`,
     ]);
+
+    // With a configuration in place, --trial still makes sure the trial clamd runs, and leaves the rest.
+    mkdirSync(l.configDir, { recursive: true });
+    writeFileSync(join(l.configDir, "onacc.conf"), "LocalSocket /x\n");
+    writeFileSync(calls, "");
+    const rerun = await install(l, ["--from", recorder, "--trial"]);
+    expect(rerun.code).toBe(0);
+    expect(readFileSync(calls, "utf8").trim().split("\n")).toEqual([
+      "--version",
+      `setup --trial --trial-config ${l.configDir}/trial-clamd.conf --yes --config ${l.configDir}/onacc.conf --systemd-dir ${l.systemdDir}`,
+    ]);
+    rmSync(join(l.configDir, "onacc.conf"));
 
     const failed = await install(l, ["--from", recorder, "--", "--yes", "--protect", "/srv/x"], { RECORDER_SETUP_EXIT: "3" });
     expect(failed.code).toBe(3);

@@ -117,7 +117,52 @@ function startWizard(args: string[]) {
   return { w, terminal };
 }
 
+/** Stops a clamd that setup --trial started (by its PID file), waiting up to 10 s, then SIGKILL. */
+function stopTrialClamd(pidFile: string): void {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  if (!(pid > 1)) return;
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 200 && alive(); i++) Bun.sleepSync(50);
+  if (alive()) process.kill(pid, "SIGKILL");
+}
+
 describe("onacc setup (interactive, in tmux)", () => {
+  test("setup --trial starts the trial clamd and the wizard offers it first, above the system's clamd", async () => {
+    const { w, terminal } = startWizard([
+      "--trial", "--trial-db", "{root}/trial-db", "--trial-config", "{root}/trial.conf", "--trial-socket", "{root}/run/trial.sock",
+      "--clamd-conf", clamd.configFile,
+      "--protect", "{a}", "--exclude-path", "{a}/cache", "--prevention", "yes", "--exclude-user", "none", "--action", "none", "--threads", "2",
+      "--config", "{config}", "--no-service",
+    ]);
+    chmodSync(w.root, 0o755); // the trial clamd (user clamav) reads its database below it
+    cleanups.push(() => stopTrialClamd(join(w.root, "run/trial-clamd.pid")));
+    const screen = await terminal.waitFor("Which clamd should onacc ask for verdicts?", 60000);
+    const trialLine = screen.split("\n").findIndex((l) => l.includes(`unix:${w.root}/run/trial.sock`));
+    const systemLine = screen.split("\n").findIndex((l) => l.includes(`unix:${clamd.socket}`));
+    expect(trialLine).toBeGreaterThan(-1);
+    expect(systemLine).toBeGreaterThan(trialLine);
+    expect(screen).toContain("trial clamd, EICAR test signature only");
+    terminal.keys("Enter");
+    await terminal.waitFor(`Write ${w.config}?`);
+    terminal.keys("Enter");
+    const end = await terminal.waitFor("SETUP-EXIT=", 30000);
+    expect(end).toContain("SETUP-EXIT=0");
+    expect(end).toContain("See it block the EICAR test file");
+    expect(end).toContain("systemctl disable --now onacc-trial-clamd.service");
+    const { config } = loadConfig(w.config);
+    expect(config.endpoints).toEqual([{ kind: "unix", path: `${w.root}/run/trial.sock` }]);
+  }, 90000);
+
   test("the wizard finds clamd in clamd.conf, checks every answer, and writes a configuration loadConfig() reads", async () => {
     const { w, terminal } = startWizard(["--clamd-conf", clamd.configFile, "--systemd-dir", "{systemdDir}"]);
 
@@ -215,7 +260,8 @@ describe("onacc setup (interactive, in tmux)", () => {
 
       const screen = await terminal.waitFor("INSTALL-EXIT=", 30000);
       expect(screen).toContain("INSTALL-EXIT=0");
-      expect(screen).toContain("onacc-install: done");
+      // The wizard's own closing words end the installation.
+      expect(screen).toContain("Done.");
       const { config } = loadConfig(join(place.configDir, "onacc.conf"));
       expect(config.onAccess.includePaths).toEqual([w.b]);
       expect(config.endpoints).toEqual([{ kind: "unix", path: clamd.socket }]);
