@@ -8,8 +8,8 @@ import { Container, containerUnavailable } from "./container.ts";
 
 const DIR = "/srv/onacc-test";
 const INSTALL = `cd /src && sh ./install.sh --from-source --trial -- --yes --protect ${DIR}`;
-// Bits of CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2), CAP_FOWNER (3) and CAP_SYS_ADMIN (21).
-const UNIT_CAPABILITIES = "000000000020000e";
+// Bits of CAP_DAC_OVERRIDE (1), CAP_DAC_READ_SEARCH (2), CAP_FOWNER (3), CAP_SYS_ADMIN (21) and CAP_LEASE (28).
+const UNIT_CAPABILITIES = "000000001020000e";
 
 const unavailable = containerUnavailable();
 if (unavailable !== undefined) console.log(`SKIPPED tests/ship/systemd.test.ts: ${unavailable}`);
@@ -118,7 +118,7 @@ describe.skipIf(unavailable !== undefined)("onacc under systemd (systemd-nspawn 
     expect((await show("onacc", "MainPID")).MainPID).toBe(MainPID);
   }, 60000);
 
-  test("inside the sandbox (ProtectSystem=strict, four capabilities) fanotify, the quarantine, the log and the status socket work", async () => {
+  test("inside the sandbox (ProtectSystem=strict, five capabilities) fanotify, the quarantine, the log and the status socket work", async () => {
     // setup offers the trial clamd by itself (no --clamd): it is the one clamd that answers.
     const setup = await c.exec(`onacc setup --yes --force --protect ${DIR} --action move 2>&1`, { timeoutMs: 60000 });
     expect({ code: setup.code, out: setup.stdout }).toMatchObject({ code: 0 });
@@ -135,6 +135,15 @@ describe.skipIf(unavailable !== undefined)("onacc under systemd (systemd-nspawn 
 
     const status = JSON.parse(await c.sh("onacc status --json")) as Record<string, unknown>;
     expect(JSON.stringify(status)).toContain("onacc-trial");
+
+    // A clean file another user owns is cached under the sandbox too: the writer probe before caching takes
+    // a read lease, which needs CAP_LEASE for files of other owners (without it nothing would be cached).
+    await c.sh(`printf 'harmless\n' > ${DIR}/users-file.txt && chown 65534:65534 ${DIR}/users-file.txt && sleep 0.2`);
+    const hits = async () => (JSON.parse(await c.sh("onacc status --json")) as { cache: { hits: number } }).cache.hits;
+    await c.sh(`cat ${DIR}/users-file.txt >/dev/null`);
+    const before = await hits();
+    await c.sh(`cat ${DIR}/users-file.txt >/dev/null`);
+    expect(await hits()).toBe(before + 1);
   }, 90000);
 
   test("systemctl stop takes under 2 s and answers every open still waiting for a verdict", async () => {
