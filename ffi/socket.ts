@@ -1,7 +1,7 @@
-// Sockets for the clamd client: non-blocking stream sockets (unix, IPv4, IPv6), poll(2) on one fd, descriptor
-// passing (SCM_RIGHTS), SO_PEERCRED, and pread64 for streaming a file. Struct layouts are LP64 (x86_64, arm64).
-import { ptr } from "bun:ffi";
-import { Errno, SyscallError } from "./errors.ts";
+// Sockets for the clamd client: non-blocking stream sockets (unix, IPv4, IPv6), descriptor passing
+// (SCM_RIGHTS), SO_PEERCRED, and pread64 for streaming a file. Struct layouts are LP64 (x86_64, arm64).
+import { ptr, type Pointer } from "bun:ffi";
+import { Errno } from "./errors.ts";
 import { check, errno, libc, structBuffer } from "./libc.ts";
 
 // <bits/socket.h>, <sys/socket.h>
@@ -20,13 +20,6 @@ export const MSG_NOSIGNAL = 0x4000;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
 
-// <poll.h>
-export const POLLIN = 0x1;
-export const POLLOUT = 0x4;
-export const POLLERR = 0x8;
-export const POLLHUP = 0x10;
-export const POLLNVAL = 0x20;
-
 /** struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; } */
 const SIZEOF_SOCKADDR_UN = 110;
 export const UNIX_PATH_MAX = 108;
@@ -44,8 +37,6 @@ const CMSG_LEN_INT = SIZEOF_CMSGHDR + 4; // CMSG_LEN(sizeof(int))
 const CMSG_SPACE_INT = SIZEOF_CMSGHDR + 8; // CMSG_SPACE(sizeof(int))
 /** struct ucred { pid_t pid; uid_t uid; gid_t gid; } */
 const SIZEOF_UCRED = 12;
-/** struct pollfd { int fd; short events; short revents; } */
-const SIZEOF_POLLFD = 8;
 
 export type SocketAddress =
   | { family: typeof AF_UNIX; path: Uint8Array }
@@ -128,37 +119,36 @@ export function peerCredentials(fd: number): { pid: number; uid: number; gid: nu
   return { pid: ucredView.getInt32(0, true), uid: ucredView.getUint32(4, true), gid: ucredView.getUint32(8, true) };
 }
 
-const pollBuf = structBuffer(SIZEOF_POLLFD);
-const pollView = new DataView(pollBuf.buffer);
-
-/** poll() one fd: its revents, or 0 when the timeout passed (or a signal interrupted the wait). */
-export function pollOne(fd: number, events: number, timeoutMs: number): number {
-  pollView.setInt32(0, fd, true);
-  pollView.setInt16(4, events, true);
-  pollView.setInt16(6, 0, true);
-  const r = libc.poll(pollBuf, 1, Math.max(0, Math.ceil(timeoutMs)));
-  if (r === -1) {
-    const e = errno();
-    if (e === Errno.EINTR) return 0;
-    throw new SyscallError("poll", e);
-  }
-  return r === 0 ? 0 : pollView.getInt16(6, true);
+/**
+ * SO_PEERCRED's pid on a connected unix socket: the process that called listen() on the other end, or 0
+ * when it is not known (the peer lives in another PID namespace, or the call failed). 0 is never an identity.
+ */
+export function peerPid(fd: number): number {
+  lenView.setUint32(0, SIZEOF_UCRED, true);
+  if (libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ucredBuf, lenBuf) !== 0) return 0;
+  return ucredView.getInt32(0, true);
 }
 
-/** send(fd, data, MSG_NOSIGNAL): bytes sent, or -errno (-EAGAIN when the socket buffer is full). */
-export function sendSome(fd: number, data: Uint8Array): number {
+// The I/O calls below take (buffer, offset, length) and pass ptr(buffer) + offset, so a caller that works
+// through one reused buffer makes no garbage: a subarray() per call would be a new object per call.
+// Hint: the buffer must be one that does not move (new Uint8Array(new ArrayBuffer(n)), see structBuffer).
+
+/** send(fd, buf[offset..offset+length), MSG_NOSIGNAL): bytes sent, or -errno (-EAGAIN when the socket buffer is full). */
+export function sendSome(fd: number, buf: Uint8Array, offset = 0, length = buf.length - offset): number {
+  const at = (ptr(buf) + offset) as Pointer;
   for (;;) {
-    const n = libc.send(fd, data, data.length, MSG_NOSIGNAL);
+    const n = libc.send(fd, at, length, MSG_NOSIGNAL);
     if (n >= 0) return n;
     const e = errno();
     if (e !== Errno.EINTR) return -e;
   }
 }
 
-/** recv(fd, into): bytes received (0 = the peer closed), or -errno (-EAGAIN when nothing is there yet). */
-export function recvSome(fd: number, into: Uint8Array): number {
+/** recv() into buf[offset..offset+length): bytes received (0 = the peer closed), or -errno (-EAGAIN when nothing is there yet). */
+export function recvSome(fd: number, buf: Uint8Array, offset = 0, length = buf.length - offset): number {
+  const at = (ptr(buf) + offset) as Pointer;
   for (;;) {
-    const n = libc.recv(fd, into, into.length, 0);
+    const n = libc.recv(fd, at, length, 0);
     if (n >= 0) return n;
     const e = errno();
     if (e !== Errno.EINTR) return -e;
@@ -167,28 +157,35 @@ export function recvSome(fd: number, into: Uint8Array): number {
 
 // sendmsg's structs point at each other. Hint: a buffer reachable only through a pointer stored in
 // another buffer is garbage to the GC; sendDescriptor() refers to each one (and rewrites the pointers)
-// on every call, so all stay alive and the pointers stay right.
+// on every call, so all stay alive and the pointers stay right. The data buffer is the caller's: it is
+// referenced by the caller across the call, and the kernel copies it before sendmsg returns.
 const msgBuf = structBuffer(SIZEOF_MSGHDR);
 const msgView = new DataView(msgBuf.buffer);
 const iovBuf = structBuffer(SIZEOF_IOVEC);
 const iovView = new DataView(iovBuf.buffer);
 const cmsgBuf = structBuffer(CMSG_SPACE_INT);
 const cmsgView = new DataView(cmsgBuf.buffer);
-const oneByte = structBuffer(1);
+const oneNul = structBuffer(1);
+
+/** A 64-bit pointer or size_t field from a number (< 2^53), little-endian: no BigInt made per call. */
+function setWord(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value % 0x1_0000_0000, true);
+  view.setUint32(offset + 4, Math.floor(value / 0x1_0000_0000), true);
+}
 
 /**
- * sendmsg() of one data byte carrying `passFd` as SCM_RIGHTS, as clamdscan does after "zFILDES\0".
- * Returns 1 when sent, or -errno (-EAGAIN when the socket buffer is full).
+ * sendmsg() of `data` (default: one NUL byte, as clamdscan sends after "zFILDES\0") with `passFd`
+ * attached as SCM_RIGHTS; the descriptor travels with the first byte. Returns the bytes sent, or -errno
+ * (-EAGAIN when the socket buffer is full, -EBADF when `passFd` is not open).
  */
-export function sendDescriptor(fd: number, passFd: number, byte = 0): number {
-  oneByte[0] = byte;
-  iovView.setBigUint64(0, BigInt(ptr(oneByte)), true); // iov_base
-  iovView.setBigUint64(8, 1n, true); // iov_len
-  msgView.setBigUint64(16, BigInt(ptr(iovBuf)), true); // msg_iov
-  msgView.setBigUint64(24, 1n, true); // msg_iovlen
-  msgView.setBigUint64(32, BigInt(ptr(cmsgBuf)), true); // msg_control
-  msgView.setBigUint64(40, BigInt(CMSG_SPACE_INT), true); // msg_controllen
-  cmsgView.setBigUint64(0, BigInt(CMSG_LEN_INT), true); // cmsg_len
+export function sendDescriptor(fd: number, passFd: number, data: Uint8Array = oneNul, length = data.length): number {
+  setWord(iovView, 0, ptr(data)); // iov_base
+  setWord(iovView, 8, length); // iov_len
+  setWord(msgView, 16, ptr(iovBuf)); // msg_iov
+  setWord(msgView, 24, 1); // msg_iovlen
+  setWord(msgView, 32, ptr(cmsgBuf)); // msg_control
+  setWord(msgView, 40, CMSG_SPACE_INT); // msg_controllen
+  setWord(cmsgView, 0, CMSG_LEN_INT); // cmsg_len
   cmsgView.setInt32(8, SOL_SOCKET, true); // cmsg_level
   cmsgView.setInt32(12, SCM_RIGHTS, true); // cmsg_type
   cmsgView.setInt32(SIZEOF_CMSGHDR, passFd, true); // CMSG_DATA
@@ -200,10 +197,14 @@ export function sendDescriptor(fd: number, passFd: number, byte = 0): number {
   }
 }
 
-/** pread64(fd, into, position): bytes read (0 at end of file), or -errno. Never moves the fd's offset. */
-export function readAt(fd: number, into: Uint8Array, position: number): number {
+/**
+ * pread64() into buf[offset..offset+length) from file position `position`: bytes read (0 at end of file),
+ * or -errno. Never moves the fd's own offset, which belongs to whoever opened the file.
+ */
+export function readAt(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number {
+  const at = (ptr(buf) + offset) as Pointer;
   for (;;) {
-    const n = libc.pread64(fd, into, into.length, position);
+    const n = libc.pread64(fd, at, length, position);
     if (n >= 0) return n;
     const e = errno();
     if (e !== Errno.EINTR) return -e;

@@ -1,6 +1,6 @@
 // OpenSSL 3 (libssl.so.3, libcrypto.so.3) through bun:ffi: the few calls a TLS client needs to talk to
 // clamd through a TLS terminator over onacc's own non-blocking socket. Opened once per thread.
-import { dlopen, FFIType, type Pointer } from "bun:ffi";
+import { dlopen, FFIType, ptr as pointerOf, type Pointer } from "bun:ffi";
 import { cstr } from "./libc.ts";
 
 const { i32, i64_fast, u64, ptr, cstring, void: none } = FFIType;
@@ -48,11 +48,9 @@ function open() {
     SSL_connect: { args: [ptr], returns: i32 },
     SSL_read: { args: [ptr, ptr, i32], returns: i32 },
     SSL_write: { args: [ptr, ptr, i32], returns: i32 },
-    SSL_pending: { args: [ptr], returns: i32 },
     SSL_get_error: { args: [ptr, i32], returns: i32 },
     SSL_shutdown: { args: [ptr], returns: i32 },
     SSL_get_verify_result: { args: [ptr], returns: i64_fast },
-    SSL_get_version: { args: [ptr], returns: cstring },
   });
   const crypto = dlopen("libcrypto.so.3", {
     X509_verify_cert_error_string: { args: [i64_fast], returns: cstring },
@@ -171,16 +169,14 @@ export function connectStep(s: SslPointer): number {
   return lib().ssl.SSL_connect(s);
 }
 
-export function readSome(s: SslPointer, into: Uint8Array): number {
-  return lib().ssl.SSL_read(s, into, Math.min(into.length, 0x7fffffff));
+/** SSL_read() into buf[offset..offset+length) (pointer arithmetic: no subarray per call). */
+export function readSome(s: SslPointer, buf: Uint8Array, offset = 0, length = buf.length - offset): number {
+  return lib().ssl.SSL_read(s, (pointerOf(buf) + offset) as Pointer, Math.min(length, 0x7fffffff));
 }
 
-export function writeSome(s: SslPointer, data: Uint8Array): number {
-  return lib().ssl.SSL_write(s, data, Math.min(data.length, 0x7fffffff));
-}
-
-export function pendingBytes(s: SslPointer): number {
-  return lib().ssl.SSL_pending(s);
+/** SSL_write() of buf[offset..offset+length); a retry may pass another pointer (ACCEPT_MOVING_WRITE_BUFFER). */
+export function writeSome(s: SslPointer, buf: Uint8Array, offset = 0, length = buf.length - offset): number {
+  return lib().ssl.SSL_write(s, (pointerOf(buf) + offset) as Pointer, Math.min(length, 0x7fffffff));
 }
 
 export function errorOf(s: SslPointer, ret: number): number {
@@ -194,9 +190,4 @@ export function shutdownOnce(s: SslPointer): void {
 
 export function verifyResult(s: SslPointer): number {
   return Number(lib().ssl.SSL_get_verify_result(s));
-}
-
-/** "TLSv1.3", "TLSv1.2". */
-export function protocolVersion(s: SslPointer): string {
-  return String(lib().ssl.SSL_get_version(s));
 }

@@ -1,11 +1,11 @@
 // One command, one reply, without blocking the event loop: for the main thread, whose timers (watchdog,
-// cache invalidation, pool health checks) must keep running while clamd takes its time. Scans use the
-// synchronous client. TLS endpoints go through Bun's own TLS, checked against the same CA and name.
+// cache invalidation, pool health checks) must keep running while clamd takes its time. Scans go through
+// the multiplexer (src/clamd/multiplexer.ts). TLS endpoints use Bun's own TLS, checked against the same CA and name.
 import { isIP } from "node:net";
 import type { ClamdEndpoint, TlsEndpoint } from "../config/types.ts";
 import { ClamdError } from "../errors.ts";
 import { peerCredentials } from "../../ffi/socket.ts";
-import { describeEndpoint } from "./transport.ts";
+import { describeEndpoint } from "./address.ts";
 
 /** Replies longer than this are not clamd's answer to a one-record command. */
 const MAX_REPLY_BYTES = 64 * 1024;

@@ -12,6 +12,12 @@ export const CLAMD_COMMAND_BUFFER = 4096 + 8;
 /** The chunk size for INSTREAM: big enough to keep syscalls few, small enough for clamd's reads. */
 export const STREAM_CHUNK_BYTES = 64 * 1024;
 
+/**
+ * Longest reply record accepted: clamd's are a path (≤ PATH_MAX) and signature names. A peer that sends
+ * more without a NUL is not clamd, and must not make onacc buffer without bound until the timeout.
+ */
+export const MAX_RECORD_BYTES = 64 * 1024;
+
 /** INSTREAM chunk size for a StreamMaxLength (0 = no limit): clamd refuses a chunk larger than what is left. */
 export function streamChunkBytes(streamMaxLength: number): number {
   return streamMaxLength > 0 ? Math.max(1, Math.min(streamMaxLength, STREAM_CHUNK_BYTES)) : STREAM_CHUNK_BYTES;
@@ -37,17 +43,26 @@ export function command(name: string, argument?: Uint8Array): Uint8Array {
 /** The bytes to send for a path in a z-command, or why it cannot be sent safely. */
 export function checkScanPath(path: string | Uint8Array, commandName: string): { bytes: Uint8Array } | { reason: string } {
   const bytes = typeof path === "string" ? encoder.encode(path) : path;
-  if (bytes.length === 0) return { reason: "is empty" };
-  if (bytes.includes(0)) return { reason: "contains a NUL byte, which ends a z-command" };
+  const reason = scanPathProblem(bytes, bytes.length, commandName);
+  return reason === undefined ? { bytes } : { reason };
+}
+
+/** Why the path in bytes[0..length) cannot be sent in a z-command, or undefined when it can (allocates only to say why). */
+export function scanPathProblem(bytes: Uint8Array, length: number, commandName: string): string | undefined {
+  if (length === 0) return "is empty";
   // clamd resolves a relative path against its own working directory, not ours.
-  if (bytes[0] !== 0x2f) return { reason: "is not absolute (clamd would resolve it against its own working directory)" };
-  // The z-protocol itself carries a newline, but clamd writes the path unescaped into its log and into
-  // VirusEvent's %f / CLAM_VIRUSEVENT_FILENAME: a crafted name could forge log lines. fd and stream
-  // modes send no name at all.
-  if (bytes.includes(0x0a) || bytes.includes(0x0d)) return { reason: "contains a line break (clamd writes paths unescaped into its log and VirusEvent)" };
+  if (bytes[0] !== 0x2f) return "is not absolute (clamd would resolve it against its own working directory)";
+  for (let i = 0; i < length; i++) {
+    const b = bytes[i]!;
+    if (b === 0) return "contains a NUL byte, which ends a z-command";
+    // The z-protocol itself carries a newline, but clamd writes the path unescaped into its log and into
+    // VirusEvent's %f / CLAM_VIRUSEVENT_FILENAME: a crafted name could forge log lines. fd and stream
+    // modes send no name at all.
+    if (b === 0x0a || b === 0x0d) return "contains a line break (clamd writes paths unescaped into its log and VirusEvent)";
+  }
   const limit = CLAMD_COMMAND_BUFFER - (commandName.length + 3); // "z" + name + " " + path + NUL
-  if (bytes.length > limit) return { reason: `is ${bytes.length} bytes; clamd's ${commandName} accepts at most ${limit}` };
-  return { bytes };
+  if (length > limit) return `is ${length} bytes; clamd's ${commandName} accepts at most ${limit}`;
+  return undefined;
 }
 
 /** A path as a person reads it in a message: quoted, with control characters and bad UTF-8 escaped. */
@@ -83,23 +98,46 @@ const SKIPPED_STATUSES = new Set(["Excluded", "Excluded (another filesystem)"]);
 // Answers without a subject: clamd refused the request itself, not a file.
 const REFUSALS = ["UNKNOWN COMMAND", "COMMAND UNAVAILABLE", "COMMAND READ TIMED OUT"];
 
-function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  if (bytes.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
+const CLEAN_VERDICT: Verdict = Object.freeze({ kind: "clean" });
+/** The one clean reply: shared, never to be changed by whoever receives it. */
+export const CLEAN_REPLY: ParsedReply = Object.freeze({ ok: true, verdict: CLEAN_VERDICT });
+
+const STREAM_OK = encoder.encode("stream: OK");
+const STREAM_PREFIX = encoder.encode("stream: ");
+
+function equalsAt(buf: Uint8Array, start: number, end: number, expected: Uint8Array): boolean {
+  if (end - start !== expected.length) return false;
+  for (let i = 0; i < expected.length; i++) if (buf[start + i] !== expected[i]) return false;
+  return true;
+}
+
+function startsWithAt(buf: Uint8Array, start: number, end: number, prefix: Uint8Array, prefixLength = prefix.length): boolean {
+  if (end - start < prefixLength) return false;
+  for (let i = 0; i < prefixLength; i++) if (buf[start + i] !== prefix[i]) return false;
+  return true;
+}
+
+/** The record is "SUBJECT: OK" exactly — what nearly every scan answers. Allocates nothing. */
+function isOkRecord(buf: Uint8Array, start: number, end: number, kind: ReplySubject["kind"], path: Uint8Array, pathLength: number): boolean {
+  if (kind === "stream") return equalsAt(buf, start, end, STREAM_OK);
+  // ": OK" at the end.
+  if (end - start < 4 || buf[end - 4] !== 0x3a || buf[end - 3] !== 0x20 || buf[end - 2] !== 0x4f || buf[end - 1] !== 0x4b) return false;
+  if (kind === "path") return end - 4 - start === pathLength && startsWithAt(buf, start, end, path, pathLength);
+  // "fd[" digits "]"
+  if (end - start < 9 || buf[start] !== 0x66 || buf[start + 1] !== 0x64 || buf[start + 2] !== 0x5b || buf[end - 5] !== 0x5d) return false;
+  for (let i = start + 3; i < end - 5; i++) if (buf[i]! < 0x30 || buf[i]! > 0x39) return false;
   return true;
 }
 
 /** Byte length of the subject and its ": " at the start of `record`, or -1 when the record has none. */
-function subjectLength(record: Uint8Array, subject: ReplySubject): number {
-  if (subject.kind === "stream") return startsWith(record, encoder.encode("stream: ")) ? 8 : -1;
-  if (subject.kind === "fd") {
+function subjectLength(record: Uint8Array, kind: ReplySubject["kind"], path: Uint8Array): number {
+  if (kind === "stream") return startsWithAt(record, 0, record.length, STREAM_PREFIX) ? STREAM_PREFIX.length : -1;
+  if (kind === "fd") {
     const m = /^fd\[\d+\]: /.exec(decoder.decode(record.subarray(0, 32)));
     return m ? m[0].length : -1;
   }
-  const withColon = new Uint8Array(subject.path.length + 2);
-  withColon.set(subject.path);
-  withColon.set([0x3a, 0x20], subject.path.length);
-  return startsWith(record, withColon) ? withColon.length : -1;
+  const n = path.length;
+  return startsWithAt(record, 0, record.length, path) && record[n] === 0x3a && record[n + 1] === 0x20 ? n + 2 : -1;
 }
 
 /** A signature name as reported; ExtendedDetectionInfo appends "(md5:size)", which is not part of the name. */
@@ -107,8 +145,8 @@ function signatureName(text: string): string {
   return text.replace(/\([0-9a-f]{32}:\d+\)$/, "");
 }
 
-function meaningOf(recordBytes: Uint8Array, subject: ReplySubject): RecordMeaning {
-  const skip = subjectLength(recordBytes, subject);
+function meaningOf(recordBytes: Uint8Array, kind: ReplySubject["kind"], path: Uint8Array): RecordMeaning {
+  const skip = subjectLength(recordBytes, kind, path);
   const record = decoder.decode(recordBytes);
   if (record.endsWith(" FOUND")) {
     // Parse from the right: a path may contain ": ", a signature name never does.
@@ -125,7 +163,7 @@ function meaningOf(recordBytes: Uint8Array, subject: ReplySubject): RecordMeanin
     return { kind: "failure", errorKind: "protocol", message: `unexpected reply ${JSON.stringify(record)}` };
   }
   // A record about another object than the one asked for: a file inside a scanned directory.
-  if (subject.kind === "path" && startsWith(recordBytes, subject.path)) {
+  if (kind === "path" && startsWithAt(recordBytes, 0, recordBytes.length, path)) {
     if (record.endsWith(": OK")) return { kind: "clean" };
     if (record.endsWith("ERROR")) return { kind: "file-error", message: record };
   }
@@ -135,23 +173,68 @@ function meaningOf(recordBytes: Uint8Array, subject: ReplySubject): RecordMeanin
 }
 
 /**
- * The verdict of one scan from all its reply records (ALLMATCHSCAN sends one FOUND record per signature).
- * Any FOUND wins; otherwise an error about the file; otherwise clean. A refusal or an unreadable record
- * is never turned into a verdict.
+ * The verdict of one scan, built record by record as the reply arrives (ALLMATCHSCAN and directory scans
+ * send several): any FOUND wins; otherwise an error about the file; otherwise clean. A refusal or an
+ * unreadable record is never turned into a verdict. Reusable: reset() per scan; an "OK" record costs no
+ * allocation, and a clean result is the shared CLEAN_REPLY.
  */
-export function parseScanReply(records: readonly (Uint8Array | string)[], subject: ReplySubject): ParsedReply {
-  if (records.length === 0) return { ok: false, kind: "protocol", message: "clamd closed the connection without answering" };
-  const signatures: string[] = [];
-  let fileError: string | undefined;
-  for (const r of records) {
-    const m = meaningOf(typeof r === "string" ? encoder.encode(r) : r, subject);
-    if (m.kind === "failure") return { ok: false, kind: m.errorKind, message: m.message };
-    if (m.kind === "found" && !signatures.includes(m.signature)) signatures.push(m.signature);
-    if (m.kind === "file-error") fileError ??= m.message;
+export class ReplyTally {
+  private kind: ReplySubject["kind"] = "stream";
+  private path: Uint8Array = new Uint8Array(0);
+  private pathLength = 0;
+  private pathView: Uint8Array | undefined;
+  private signatures: string[] | undefined;
+  private fileError: string | undefined;
+  private failure: ReplyFailure | undefined;
+  /** Records added since reset(). */
+  records = 0;
+
+  /** A new scan about `kind`; for "path", the path is path[0..pathLength) (kept by reference until the next reset). */
+  reset(kind: ReplySubject["kind"], path?: Uint8Array, pathLength = path?.length ?? 0): void {
+    this.kind = kind;
+    if (path !== undefined) {
+      if (path !== this.path || pathLength !== this.pathLength) this.pathView = undefined;
+      this.path = path;
+      this.pathLength = pathLength;
+    }
+    this.signatures = undefined;
+    this.fileError = undefined;
+    this.failure = undefined;
+    this.records = 0;
   }
-  if (signatures.length > 0) return { ok: true, verdict: { kind: "infected", signatures } };
-  if (fileError !== undefined) return { ok: true, verdict: { kind: "error", message: fileError } };
-  return { ok: true, verdict: { kind: "clean" } };
+
+  /** One record: buf[start..end), without its NUL. */
+  add(buf: Uint8Array, start: number, end: number): void {
+    this.records++;
+    if (this.failure !== undefined) return;
+    if (isOkRecord(buf, start, end, this.kind, this.path, this.pathLength)) return;
+    this.pathView ??= this.path.subarray(0, this.pathLength);
+    const m = meaningOf(buf.slice(start, end), this.kind, this.pathView);
+    if (m.kind === "failure") this.failure = { ok: false, kind: m.errorKind, message: m.message };
+    else if (m.kind === "found") {
+      this.signatures ??= [];
+      if (!this.signatures.includes(m.signature)) this.signatures.push(m.signature);
+    } else if (m.kind === "file-error") this.fileError ??= m.message;
+  }
+
+  result(): ParsedReply {
+    if (this.records === 0) return { ok: false, kind: "protocol", message: "clamd closed the connection without answering" };
+    if (this.failure !== undefined) return this.failure;
+    if (this.signatures !== undefined) return { ok: true, verdict: { kind: "infected", signatures: this.signatures } };
+    if (this.fileError !== undefined) return { ok: true, verdict: { kind: "error", message: this.fileError } };
+    return CLEAN_REPLY;
+  }
+}
+
+/** The verdict of one scan from all its reply records (see ReplyTally). */
+export function parseScanReply(records: readonly (Uint8Array | string)[], subject: ReplySubject): ParsedReply {
+  const tally = new ReplyTally();
+  tally.reset(subject.kind, subject.kind === "path" ? subject.path : undefined);
+  for (const r of records) {
+    const bytes = typeof r === "string" ? encoder.encode(r) : r;
+    tally.add(bytes, 0, bytes.length);
+  }
+  return tally.result();
 }
 
 /** The reply to PING: "PONG", or why not. */
@@ -166,15 +249,6 @@ export function parseVersion(record: Uint8Array | string): { ok: true; version: 
   const text = typeof record === "string" ? record : decoder.decode(record);
   if (/^ClamAV \S+/.test(text)) return { ok: true, version: text };
   return unexpected(text);
-}
-
-/** Splits an IDSESSION reply "N: body" into its request number and body. */
-export function splitSessionReply(record: Uint8Array): { id: number; body: Uint8Array } | undefined {
-  let i = 0;
-  let id = 0;
-  while (i < record.length && i < 10 && record[i]! >= 0x30 && record[i]! <= 0x39) id = id * 10 + (record[i++]! - 0x30);
-  if (i === 0 || record[i] !== 0x3a || record[i + 1] !== 0x20) return undefined;
-  return { id, body: record.subarray(i + 2) };
 }
 
 function unexpected(text: string): ReplyFailure {

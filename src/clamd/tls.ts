@@ -1,8 +1,7 @@
-// TLS to clamd through a terminator (stunnel, haproxy…): OpenSSL over the client's own non-blocking socket,
-// every handshake step, read and write waiting in poll() with the same bounds as the plain transport.
+// TLS to clamd through a terminator (stunnel, haproxy…): OpenSSL over the client's own non-blocking socket.
+// Each call does one non-blocking step and says what to poll for next; the caller's poll loop waits.
 import { Errno } from "../../ffi/errors.ts";
-import { monotonicMs } from "../../ffi/libc.ts";
-import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, pollOne } from "../../ffi/socket.ts";
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, pollOne } from "../../ffi/poll.ts";
 import {
   freeContext,
   attachFd,
@@ -14,9 +13,7 @@ import {
   loadTrust,
   newClientContext,
   newSession,
-  pendingBytes,
   privateKeyMatches,
-  protocolVersion,
   readSome,
   sendServerName,
   shutdownOnce,
@@ -36,7 +33,7 @@ import {
 } from "../../ffi/ssl.ts";
 import type { TlsEndpoint } from "../config/types.ts";
 import { ClamdError } from "../errors.ts";
-import { parseIPv4, parseIPv6 } from "./transport.ts";
+import { parseIPv4, parseIPv6 } from "./address.ts";
 
 // <openssl/x509_vfy.h>
 const X509_V_ERR_HOSTNAME_MISMATCH = 62;
@@ -86,90 +83,82 @@ export function tlsContextFor(e: TlsEndpoint, description: string): SslPointer {
   return ctx;
 }
 
-/** What a read or write of a TlsChannel gave: bytes (> 0), end of stream (0), or why not. */
-export const TLS_WOULD_BLOCK = -Errno.EAGAIN;
-
 /**
- * One TLS session over a connected non-blocking socket. send()/recv() mirror sendSome()/recvSome(): bytes,
- * 0 for end of stream (recv), or -errno; -EAGAIN means "poll for `waitEvents`, then call again".
- * TLS failures after the handshake (an alert from the terminator) are thrown as ClamdError.
+ * One TLS session over a connected non-blocking socket. handshake(), send() and recv() each make one
+ * non-blocking attempt: send()/recv() mirror sendSome()/recvSome() — bytes, 0 for end of stream (recv),
+ * or -errno, where -EAGAIN means "poll for `waitEvents`, then call again". TLS failures (a refused
+ * certificate, an alert from the terminator) are thrown as ClamdError naming the endpoint.
  */
-export class TlsChannel {
-  /** The poll events the last -EAGAIN was waiting for (POLLIN or POLLOUT). */
-  waitEvents = POLLIN;
-  readonly version: string;
+export class TlsSession {
+  /** The poll events the last -EAGAIN (or unfinished handshake) waits for: POLLIN or POLLOUT. */
+  waitEvents = POLLOUT;
   private ssl: SslPointer | null;
 
   private constructor(
     ssl: SslPointer,
     private readonly fd: number,
+    private readonly endpoint: TlsEndpoint,
     private readonly description: string,
   ) {
     this.ssl = ssl;
-    this.version = protocolVersion(ssl);
   }
 
   /**
-   * The handshake on connected socket `fd`, finished before `deadline` (monotonic ms). Checks the chain
-   * against the CA and, unless verifyHostname is off, the name. Throws ClamdError "connect" naming the
-   * endpoint and OpenSSL's verify error ("certificate verify failed: hostname mismatch"), or "timeout".
+   * A session on connected socket `fd`, set up to check the chain against the CA and, unless
+   * verifyHostname is off, the name. Throws ClamdError "connect" when the context or session cannot be made.
    */
-  static handshake(fd: number, e: TlsEndpoint, deadline: number, timeoutMs: number, description: string): TlsChannel {
+  static start(fd: number, e: TlsEndpoint, description: string): TlsSession {
     const ctx = tlsContextFor(e, description);
     clearOpenSslErrors();
     const ssl = newSession(ctx);
     if (ssl === null) throw new ClamdError("connect", `Cannot start TLS with clamd at ${description}: SSL_new failed: ${takeOpenSslErrors().join("; ")}`);
-    try {
-      const name = e.servername ?? e.host;
-      const literal = parseIPv4(name) !== undefined || parseIPv6(name) !== undefined;
-      const ok =
-        attachFd(ssl, fd) &&
-        (literal || sendServerName(ssl, name)) &&
-        (!e.verifyHostname || expectHost(ssl, literal && name.startsWith("[") ? name.slice(1, -1) : name));
-      if (!ok) throw new ClamdError("connect", `Cannot start TLS with clamd at ${description}: ${takeOpenSslErrors().join("; ") || "setup failed"}`);
-      for (;;) {
-        const r = connectStep(ssl);
-        if (r === 1) return new TlsChannel(ssl, fd, description);
-        const err = errorOf(ssl, r);
-        if (err === SSL_ERROR_WANT_READ || err === SSL_ERROR_WANT_WRITE) {
-          const events = err === SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-          for (;;) {
-            const left = deadline - monotonicMs();
-            if (left <= 0) throw new ClamdError("timeout", `Timed out after ${timeoutMs} ms in the TLS handshake with clamd at ${description}`);
-            const rev = pollOne(fd, events, left);
-            if (rev !== 0) break;
-          }
-          continue;
-        }
-        throw handshakeError(ssl, err, description, name, e);
-      }
-    } catch (err) {
+    const name = e.servername ?? e.host;
+    const literal = parseIPv4(name) !== undefined || parseIPv6(name) !== undefined;
+    const ok =
+      attachFd(ssl, fd) &&
+      (literal || sendServerName(ssl, name)) &&
+      (!e.verifyHostname || expectHost(ssl, literal && name.startsWith("[") ? name.slice(1, -1) : name));
+    if (!ok) {
+      const why = takeOpenSslErrors().join("; ") || "setup failed";
       freeSession(ssl);
-      throw err;
+      throw new ClamdError("connect", `Cannot start TLS with clamd at ${description}: ${why}`);
     }
+    return new TlsSession(ssl, fd, e, description);
   }
 
-  send(data: Uint8Array): number {
+  /**
+   * One handshake step: true when done; false when it must wait for `waitEvents`. Throws ClamdError
+   * "connect" naming OpenSSL's verify error ("certificate verify failed: hostname mismatch").
+   */
+  handshake(): boolean {
     const ssl = this.live();
     clearOpenSslErrors();
-    const n = writeSome(ssl, data);
+    const r = connectStep(ssl);
+    if (r === 1) return true;
+    const err = errorOf(ssl, r);
+    if (err === SSL_ERROR_WANT_READ || err === SSL_ERROR_WANT_WRITE) {
+      this.waitEvents = err === SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+      return false;
+    }
+    throw handshakeError(ssl, err, this.description, this.endpoint.servername ?? this.endpoint.host, this.endpoint);
+  }
+
+  send(buf: Uint8Array, offset: number, length: number): number {
+    const ssl = this.live();
+    clearOpenSslErrors();
+    const n = writeSome(ssl, buf, offset, length);
     if (n > 0) return n;
     return this.failure(ssl, n, "sending");
   }
 
-  recv(into: Uint8Array): number {
+  recv(buf: Uint8Array, offset: number, length: number): number {
     const ssl = this.live();
     clearOpenSslErrors();
-    const n = readSome(ssl, into);
+    const n = readSome(ssl, buf, offset, length);
     if (n > 0) return n;
     const err = errorOf(ssl, n);
     if (err === SSL_ERROR_ZERO_RETURN) return 0;
     return this.failure(ssl, n, "reading");
-  }
-
-  /** Decrypted bytes OpenSSL holds that a poll() on the socket would not announce. */
-  buffered(): number {
-    return this.ssl === null ? 0 : pendingBytes(this.ssl);
   }
 
   /** Sends close_notify (once, without waiting) and frees the session; the caller closes the socket. */
@@ -192,11 +181,11 @@ export class TlsChannel {
     const err = errorOf(ssl, ret);
     if (err === SSL_ERROR_WANT_READ) {
       this.waitEvents = POLLIN;
-      return TLS_WOULD_BLOCK;
+      return -Errno.EAGAIN;
     }
     if (err === SSL_ERROR_WANT_WRITE) {
       this.waitEvents = POLLOUT;
-      return TLS_WOULD_BLOCK;
+      return -Errno.EAGAIN;
     }
     if (err === SSL_ERROR_ZERO_RETURN) return -Errno.EPIPE;
     if (err === SSL_ERROR_SYSCALL) {

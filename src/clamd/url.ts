@@ -2,7 +2,7 @@
 // tcp://10.0.0.5:3310, tcp://[::1]:3310, tls://clamd.example:3311, tls://clamd.example@10.0.0.5:3311.
 import type { ClamdEndpoint } from "../config/types.ts";
 import { UNIX_PATH_MAX } from "../../ffi/socket.ts";
-import { parseIPv4, parseIPv6 } from "./transport.ts";
+import { parseIPv4, parseIPv6 } from "./address.ts";
 
 // RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;

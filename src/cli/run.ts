@@ -2,7 +2,8 @@
 // start the agent, and handle SIGHUP (reopen logs) and SIGTERM/SIGINT (answer everything, exit 0).
 import { writeSync } from "node:fs";
 import { startQuarantineUpkeep } from "../actions/retention.ts";
-import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
+import { describeEndpoint, resolveEndpoint } from "../clamd/address.ts";
+import { ClamdClient } from "../clamd/client.ts";
 import { loadConfig, type LoadOptions } from "../config/load.ts";
 import type { ClamdEndpoint, OnaccConfig } from "../config/types.ts";
 import { logSettingsOf, startAgent, type Agent } from "../engine/agent.ts";

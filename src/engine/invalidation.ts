@@ -6,7 +6,7 @@
 // nothing new is cached, however long clamd takes (its SelfCheck may come round only every hour).
 import { closeSync, existsSync, fstatSync, openSync, readSync, watch, type FSWatcher } from "node:fs";
 import { requestAsync } from "../clamd/async-request.ts";
-import { describeEndpoint } from "../clamd/transport.ts";
+import { describeEndpoint } from "../clamd/address.ts";
 import { describeLocalClamd, isDirectory, pidListeningOn, type LocalClamd } from "../clamd/local-clamd.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
 import { identify, type ProcessIdentity } from "./trusted-processes.ts";

@@ -2,7 +2,8 @@
 // address a person types ("/run/clamav/clamd.ctl", "unix:///…", "host:3310"), and a VERSION probe.
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import * as v from "valibot";
-import { ClamdClient, describeEndpoint, resolveEndpoint } from "../clamd/client.ts";
+import { describeEndpoint, resolveEndpoint } from "../clamd/address.ts";
+import { ClamdClient } from "../clamd/client.ts";
 import { CLAMD_DEFAULT_CONFIG, clamdOptionOf } from "../config/clamd-options.ts";
 import { readConfigLines } from "../config/syntax.ts";
 import type { ClamdEndpoint } from "../config/types.ts";

@@ -2,7 +2,7 @@
 // checks it; the first answer that fails stops setup before anything is written.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { describeEndpoint } from "../clamd/client.ts";
+import { describeEndpoint } from "../clamd/address.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
 import { UsageError } from "../errors.ts";
 import { uidOfUser } from "../../ffi/process.ts";

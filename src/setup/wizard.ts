@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import * as p from "@clack/prompts";
 import type { ActionOnFound } from "../cli/options.ts";
-import { describeEndpoint } from "../clamd/client.ts";
+import { describeEndpoint } from "../clamd/address.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
 import { VERSION } from "../version.ts";
 import {

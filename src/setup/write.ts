@@ -6,7 +6,7 @@ import { ONACC_DROPIN_DIR, ONACC_OPTION_NAMES } from "../config/onacc-options.ts
 import { serializeConfig, type ConfigLine } from "../config/serialize.ts";
 import { OnaccError } from "../errors.ts";
 import { actionFlag, isInside, type SetupAnswers } from "./answers.ts";
-import { describeEndpoint } from "../clamd/client.ts";
+import { describeEndpoint } from "../clamd/address.ts";
 import { normalizePath } from "../config/values.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/onacc/onacc.conf";

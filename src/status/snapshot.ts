@@ -1,6 +1,7 @@
 // Builds a StatusSnapshot from what the agent has at hand: the ring's counters, the pool's health and
 // counters, the latency histogram. The agent's StatusSource.snapshot() is one call to this.
-import type { EndpointHealth, PoolCounters } from "../clamd/pool.ts";
+import type { EndpointHealth } from "../clamd/health.ts";
+import type { PoolCounters } from "../clamd/pool-shared.ts";
 import type { CounterName } from "../engine/ring.ts";
 import { quantileMs, type HistogramSnapshot } from "./histogram.ts";
 import type { StatusSnapshot } from "./types.ts";

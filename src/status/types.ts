@@ -1,8 +1,8 @@
 // What `onacc status` shows and the status socket serves: the snapshot's shape, and the StatusSource the
 // agent implements so the server never reaches into the engine itself.
-import type { EndpointHealth } from "../clamd/pool.ts";
+import type { EndpointHealth } from "../clamd/health.ts";
 
-export type { EndpointHealth } from "../clamd/pool.ts";
+export type { EndpointHealth } from "../clamd/health.ts";
 
 export interface StatusSnapshot {
   version: string;

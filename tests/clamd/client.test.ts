@@ -258,21 +258,3 @@ describe("when clamd cannot be reached", () => {
     expect(() => new ClamdClient({ endpoint, timeoutMs: 1, retries: 0, streamMaxLength: -1 })).toThrow("StreamMaxLength must be a whole number of bytes ≥ 0, got -1");
   });
 });
-
-describe("reload()", () => {
-  test("asks clamd to reload, and clamd keeps answering", async () => {
-    const client = clientOf(clamd, "unix");
-    expect(() => client.reload()).not.toThrow();
-    const deadline = Date.now() + 10000;
-    for (;;) {
-      try {
-        client.ping();
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await Bun.sleep(50);
-      }
-    }
-    expect(withFd(files.eicar, (fd) => client.scanFd(fd))).toEqual(infected(EICAR_FOUND));
-  });
-});

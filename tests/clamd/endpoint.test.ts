@@ -2,8 +2,7 @@
 // and the one asynchronous host-name lookup at startup.
 import { describe, expect, test } from "bun:test";
 import { hostname } from "node:os";
-import { describeEndpoint, resolveEndpoint } from "../../src/clamd/client.ts";
-import { parseIPv4, parseIPv6, socketAddresses } from "../../src/clamd/transport.ts";
+import { describeEndpoint, parseIPv4, parseIPv6, resolveEndpoint, socketAddresses } from "../../src/clamd/address.ts";
 import { AF_INET, AF_INET6, AF_UNIX } from "../../ffi/socket.ts";
 import { ClamdError } from "../../src/errors.ts";
 

@@ -7,8 +7,10 @@ import {
   parsePong,
   parseScanReply,
   parseVersion,
+  CLEAN_REPLY,
+  ReplyTally,
   replyError,
-  splitSessionReply,
+  scanPathProblem,
   streamChunkBytes,
   type ParsedReply,
   type ReplySubject,
@@ -119,6 +121,49 @@ describe("parseScanReply()", () => {
   });
 });
 
+describe("ReplyTally", () => {
+  test("takes records in place, from a range of a larger buffer, and answers OK with the one shared clean reply", () => {
+    const t = new ReplyTally();
+    const buf = enc.encode("xxfd[12]: OK\0stream: OK\0");
+    t.reset("fd");
+    t.add(buf, 2, 12);
+    expect(t.result()).toBe(CLEAN_REPLY);
+    t.reset("stream");
+    t.add(buf, 13, 23);
+    expect(t.result()).toBe(CLEAN_REPLY);
+  });
+
+  test("matches a path record against path[0..length) only, and is reusable across scans", () => {
+    const t = new ReplyTally();
+    const pathBuf = new Uint8Array(64);
+    pathBuf.set(enc.encode("/srv/a b"));
+    t.reset("path", pathBuf, 8);
+    for (const r of ["/srv/a b/x: Eicar FOUND", "/srv/a b/y: OK", "/srv/a b: OK"]) t.add(enc.encode(r), 0, r.length);
+    expect(t.records).toBe(3);
+    expect(t.result()).toEqual({ ok: true, verdict: { kind: "infected", signatures: ["Eicar"] } });
+    t.reset("path", pathBuf, 8);
+    t.add(enc.encode("/srv/a b: OK"), 0, 12);
+    expect(t.result()).toBe(CLEAN_REPLY);
+    // "fd[]" without digits, or an OK about another path, is not the fast OK.
+    t.reset("fd");
+    t.add(enc.encode("fd[]: OK"), 0, 8);
+    expect(t.result()).toMatchObject({ ok: false, kind: "protocol" });
+    t.reset("path", pathBuf, 8);
+    t.add(enc.encode("/srv/a: OK"), 0, 10);
+    expect(t.result()).toMatchObject({ ok: false, kind: "protocol" });
+  });
+
+  test("a failure record wins over anything after it, and no record at all is a protocol failure", () => {
+    const t = new ReplyTally();
+    t.reset("stream");
+    t.add(enc.encode("INSTREAM size limit exceeded. ERROR"), 0, 35);
+    t.add(enc.encode("stream: OK"), 0, 10);
+    expect(t.result()).toMatchObject({ ok: false, kind: "size-limit" });
+    t.reset("stream");
+    expect(t.result()).toEqual({ ok: false, kind: "protocol", message: "clamd closed the connection without answering" });
+  });
+});
+
 describe("other replies", () => {
   test("parsePong() accepts only PONG", () => {
     expect(parsePong("PONG")).toEqual({ ok: true });
@@ -130,14 +175,6 @@ describe("other replies", () => {
     expect(parseVersion("ClamAV 1.4.6")).toEqual({ ok: true, version: "ClamAV 1.4.6" });
     expect(parseVersion("ClamAV 1.4.6/27000/Mon Jan  1 08:00:00 2024")).toEqual({ ok: true, version: "ClamAV 1.4.6/27000/Mon Jan  1 08:00:00 2024" });
     expect(parseVersion("COMMAND UNAVAILABLE")).toMatchObject({ ok: false, kind: "refused" });
-  });
-
-  test("splitSessionReply() separates the request number from the body", () => {
-    const r = splitSessionReply(enc.encode("12: /srv/a: OK"));
-    expect(r?.id).toBe(12);
-    expect(new TextDecoder().decode(r?.body)).toBe("/srv/a: OK");
-    expect(splitSessionReply(enc.encode("PONG"))).toBeUndefined();
-    expect(splitSessionReply(enc.encode("12:PONG"))).toBeUndefined();
   });
 
   test("replyError() names clamd and the command in its message", () => {
@@ -172,6 +209,14 @@ describe("requests", () => {
     expect(checkScanPath("/srv/a\0b", "CONTSCAN")).toEqual({ reason: expect.stringContaining("NUL") });
     expect(checkScanPath("/srv/a\nb", "CONTSCAN")).toEqual({ reason: expect.stringContaining("line break") });
     expect(checkScanPath("/srv/a\rb", "CONTSCAN")).toEqual({ reason: expect.stringContaining("line break") });
+  });
+
+  test("scanPathProblem() judges path[0..length) only", () => {
+    const buf = new Uint8Array(32);
+    buf.set(enc.encode("/srv/a\nb"));
+    expect(scanPathProblem(buf, 6, "CONTSCAN")).toBeUndefined();
+    expect(scanPathProblem(buf, 8, "CONTSCAN")).toContain("line break");
+    expect(scanPathProblem(buf, 0, "CONTSCAN")).toBe("is empty");
   });
 
   test("checkScanPath() refuses a path whose command would not fit clamd's command buffer", () => {

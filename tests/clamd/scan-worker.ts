@@ -1,5 +1,5 @@
 // Worker entry for the concurrency test: like a scanner Worker, it blocks in Atomics.wait until released,
-// then scans with its own ClamdClient (and one session) and posts every outcome back.
+// then scans with its own ClamdClient and posts every outcome back.
 import { closeSync, openSync } from "node:fs";
 import { ClamdClient } from "../../src/clamd/client.ts";
 import type { ScanOutcome } from "../../src/clamd/types.ts";
@@ -17,7 +17,6 @@ export interface ScanJob {
 
 export interface ScanReport {
   outcomes: { file: string; mode: string; outcome: ScanOutcome }[];
-  sessionRequests: number;
 }
 
 self.onmessage = (e: MessageEvent<ScanJob>) => {
@@ -26,7 +25,6 @@ self.onmessage = (e: MessageEvent<ScanJob>) => {
   self.postMessage("waiting");
   Atomics.wait(go, 0, 0);
   const outcomes: ScanReport["outcomes"] = [];
-  const session = client.session();
   for (let r = 0; r < rounds; r++) {
     for (const file of files) {
       const fd = openSync(file, "r");
@@ -34,17 +32,13 @@ self.onmessage = (e: MessageEvent<ScanJob>) => {
         if (endpoint.kind === "unix") outcomes.push({ file, mode: "fd", outcome: client.scanFd(fd) });
         outcomes.push({ file, mode: "stream", outcome: client.scanStream(fd) });
         outcomes.push({ file, mode: "path", outcome: client.scanPath(file) });
-        outcomes.push({ file, mode: "session-stream", outcome: session.scanStream(fd) });
       } finally {
         closeSync(fd);
       }
     }
   }
-  const sessionRequests = session.requests;
-  session.end();
   // Errors do not survive postMessage as ClamdError; send what the test checks.
   self.postMessage({
     outcomes: outcomes.map((o) => ({ ...o, outcome: o.outcome.ok ? o.outcome : { ...o.outcome, error: String(o.outcome.error.message) } })),
-    sessionRequests,
   });
 };

@@ -3,8 +3,10 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { join } from "node:path";
 import { requestAsync } from "../../src/clamd/async-request.ts";
 import { ClamdClient } from "../../src/clamd/client.ts";
-import { ClamdPool, createPoolSettings, poolHealth } from "../../src/clamd/pool.ts";
-import { MAX_RECORD_BYTES } from "../../src/clamd/transport.ts";
+import { poolHealth } from "../../src/clamd/health.ts";
+import { ClamdPool } from "../../src/clamd/pool.ts";
+import { createPoolSettings } from "../../src/clamd/pool-settings.ts";
+import { MAX_RECORD_BYTES } from "../../src/clamd/protocol.ts";
 import type { ClamdEndpoint } from "../../src/config/types.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { EICAR } from "../fixtures/signatures.ts";

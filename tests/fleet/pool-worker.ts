@@ -2,7 +2,8 @@
 // the scanner Workers do), scans one file over and over until the test sets stop[0], and reports.
 import { closeSync, openSync } from "node:fs";
 import { monotonicMs } from "../../ffi/libc.ts";
-import { ClamdPool, type PoolSettings } from "../../src/clamd/pool.ts";
+import { ClamdPool } from "../../src/clamd/pool.ts";
+import type { PoolSettings } from "../../src/clamd/pool-settings.ts";
 
 declare const self: Worker;
 
