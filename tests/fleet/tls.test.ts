@@ -124,6 +124,41 @@ describe("TLS through stunnel4 to a real clamd", () => {
   });
 });
 
+describe("many TLS conversations from one thread", () => {
+  test("24 streams over TLS in flight at once: each handshake, stream and reply proceeds without blocking the others", () => {
+    const settings = createPoolSettings({ endpoints: [tlsEndpoint()], timeoutMs: 5000, retries: 0, streamMaxLength: 1 << 20 });
+    const reports = new Map<number, ScanOutcome>();
+    const mux = new ClamdMultiplexer({ pool: settings, modes: ["stream"], capacity: 24, onDone: (token, outcome) => reports.set(token, outcome) });
+    const order = [files.eicar, files.marked, files.clean, files.huge];
+    const fds = Array.from({ length: 24 }, (_, i) => openSync(order[i % order.length]!, "r"));
+    const set = new PollSet(mux.capacity);
+    let mostInFlight = 0;
+    try {
+      const t0 = monotonicMs();
+      fds.forEach((fd, i) => mux.submit(i, fd, t0 + 10000));
+      while (reports.size < fds.length) {
+        if (monotonicMs() - t0 > 20000) throw new Error(`only ${reports.size} of ${fds.length} reported`);
+        const n = mux.prepare(set, 0);
+        mostInFlight = Math.max(mostInFlight, n);
+        set.wait(mux.timeoutMs(), n);
+        mux.dispatch(set, 0, n);
+      }
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+    // Every conversation waited in the same poll() at least once.
+    expect(mostInFlight).toBe(24);
+    for (const [token, outcome] of reports) {
+      const file = order[token % order.length];
+      if (file === files.eicar) expect(outcome).toMatchObject(infected(EICAR_SIGNATURE));
+      else if (file === files.marked) expect(outcome).toMatchObject(infected(MARKER_SIGNATURE));
+      else if (file === files.clean) expect(outcome).toMatchObject({ ok: true, verdict: { kind: "clean" } });
+      else expect(outcome).toMatchObject({ ok: false, error: { kind: "size-limit" } });
+    }
+    expect(poolHealth(settings).endpoints[0]).toMatchObject({ up: true, inFlight: 0, scans: 18 });
+  });
+});
+
 describe("TLS refusals name the endpoint and the verify error", () => {
   test("a terminator whose certificate is not signed by the given CA is refused", () => {
     const c = client({ ca: pki.otherCaCert });
