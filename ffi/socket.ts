@@ -165,7 +165,6 @@ const iovBuf = structBuffer(SIZEOF_IOVEC);
 const iovView = new DataView(iovBuf.buffer);
 const cmsgBuf = structBuffer(CMSG_SPACE_INT);
 const cmsgView = new DataView(cmsgBuf.buffer);
-const oneNul = structBuffer(1);
 
 /** A 64-bit pointer or size_t field from a number (< 2^53), little-endian: no BigInt made per call. */
 function setWord(view: DataView, offset: number, value: number): void {
@@ -174,11 +173,11 @@ function setWord(view: DataView, offset: number, value: number): void {
 }
 
 /**
- * sendmsg() of `data` (default: one NUL byte, as clamdscan sends after "zFILDES\0") with `passFd`
- * attached as SCM_RIGHTS; the descriptor travels with the first byte. Returns the bytes sent, or -errno
- * (-EAGAIN when the socket buffer is full, -EBADF when `passFd` is not open).
+ * sendmsg() of data[0..length) with `passFd` attached as SCM_RIGHTS; the descriptor travels with the first
+ * byte. Returns the bytes sent, or -errno (-EAGAIN when the socket buffer is full, -EBADF when `passFd`
+ * is not open). `data` must be a buffer of its own (new ArrayBuffer), as every struct buffer here.
  */
-export function sendDescriptor(fd: number, passFd: number, data: Uint8Array = oneNul, length = data.length): number {
+export function sendDescriptor(fd: number, passFd: number, data: Uint8Array, length = data.length): number {
   setWord(iovView, 0, ptr(data)); // iov_base
   setWord(iovView, 8, length); // iov_len
   setWord(msgView, 16, ptr(iovBuf)); // msg_iov

@@ -14,8 +14,8 @@ export interface PoolCounters {
 
 export type PoolScanMode = "fdpass" | "stream" | "path";
 
-export const ERROR_KINDS: readonly ClamdErrorKind[] = ["connect", "timeout", "protocol", "size-limit", "refused", "io"];
-export const MODES: readonly PoolScanMode[] = ["fdpass", "stream", "path"];
+const ERROR_KINDS: readonly ClamdErrorKind[] = ["connect", "timeout", "protocol", "size-limit", "refused", "io"];
+const MODES: readonly PoolScanMode[] = ["fdpass", "stream", "path"];
 
 /**
  * How often the health checker beats and looks at marks made by scanners. Scanners trust the marks only

@@ -10,7 +10,7 @@ import type { Verdict } from "./types.ts";
 export const CLAMD_COMMAND_BUFFER = 4096 + 8;
 
 /** The chunk size for INSTREAM: big enough to keep syscalls few, small enough for clamd's reads. */
-export const STREAM_CHUNK_BYTES = 64 * 1024;
+const STREAM_CHUNK_BYTES = 64 * 1024;
 
 /**
  * Longest reply record accepted: clamd's are a path (≤ PATH_MAX) and signature names. A peer that sends
@@ -30,22 +30,6 @@ export function beyondStreamLimit(bytes: number, streamMaxLength: number): boole
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder(); // invalid UTF-8 becomes U+FFFD: only for messages shown to people
-
-/** "zNAME\0" or "zNAME argument\0". */
-export function command(name: string, argument?: Uint8Array): Uint8Array {
-  const head = encoder.encode(argument ? `z${name} ` : `z${name}`);
-  const out = new Uint8Array(new ArrayBuffer(head.length + (argument?.length ?? 0) + 1));
-  out.set(head);
-  if (argument) out.set(argument, head.length);
-  return out;
-}
-
-/** The bytes to send for a path in a z-command, or why it cannot be sent safely. */
-export function checkScanPath(path: string | Uint8Array, commandName: string): { bytes: Uint8Array } | { reason: string } {
-  const bytes = typeof path === "string" ? encoder.encode(path) : path;
-  const reason = scanPathProblem(bytes, bytes.length, commandName);
-  return reason === undefined ? { bytes } : { reason };
-}
 
 /** Why the path in bytes[0..length) cannot be sent in a z-command, or undefined when it can (allocates only to say why). */
 export function scanPathProblem(bytes: Uint8Array, length: number, commandName: string): string | undefined {
@@ -71,8 +55,8 @@ export function quotePath(path: string | Uint8Array): string {
   return JSON.stringify(text);
 }
 
-/** Who a reply record is about, as clamd names it before ": ". */
-export type ReplySubject = { kind: "path"; path: Uint8Array } | { kind: "fd" } | { kind: "stream" };
+/** Who a reply record is about, as clamd names it before ": ": a path, a passed descriptor, or a stream. */
+export type ReplySubject = "path" | "fd" | "stream";
 
 /** What one or more reply records of a scan mean: a verdict, or why there is none. */
 export type ParsedReply = { ok: true; verdict: Verdict } | ReplyFailure;
@@ -118,7 +102,7 @@ function startsWithAt(buf: Uint8Array, start: number, end: number, prefix: Uint8
 }
 
 /** The record is "SUBJECT: OK" exactly — what nearly every scan answers. Allocates nothing. */
-function isOkRecord(buf: Uint8Array, start: number, end: number, kind: ReplySubject["kind"], path: Uint8Array, pathLength: number): boolean {
+function isOkRecord(buf: Uint8Array, start: number, end: number, kind: ReplySubject, path: Uint8Array, pathLength: number): boolean {
   if (kind === "stream") return equalsAt(buf, start, end, STREAM_OK);
   // ": OK" at the end.
   if (end - start < 4 || buf[end - 4] !== 0x3a || buf[end - 3] !== 0x20 || buf[end - 2] !== 0x4f || buf[end - 1] !== 0x4b) return false;
@@ -130,7 +114,7 @@ function isOkRecord(buf: Uint8Array, start: number, end: number, kind: ReplySubj
 }
 
 /** Byte length of the subject and its ": " at the start of `record`, or -1 when the record has none. */
-function subjectLength(record: Uint8Array, kind: ReplySubject["kind"], path: Uint8Array): number {
+function subjectLength(record: Uint8Array, kind: ReplySubject, path: Uint8Array): number {
   if (kind === "stream") return startsWithAt(record, 0, record.length, STREAM_PREFIX) ? STREAM_PREFIX.length : -1;
   if (kind === "fd") {
     const m = /^fd\[\d+\]: /.exec(decoder.decode(record.subarray(0, 32)));
@@ -145,7 +129,7 @@ function signatureName(text: string): string {
   return text.replace(/\([0-9a-f]{32}:\d+\)$/, "");
 }
 
-function meaningOf(recordBytes: Uint8Array, kind: ReplySubject["kind"], path: Uint8Array): RecordMeaning {
+function meaningOf(recordBytes: Uint8Array, kind: ReplySubject, path: Uint8Array): RecordMeaning {
   const skip = subjectLength(recordBytes, kind, path);
   const record = decoder.decode(recordBytes);
   if (record.endsWith(" FOUND")) {
@@ -179,7 +163,7 @@ function meaningOf(recordBytes: Uint8Array, kind: ReplySubject["kind"], path: Ui
  * allocation, and a clean result is the shared CLEAN_REPLY.
  */
 export class ReplyTally {
-  private kind: ReplySubject["kind"] = "stream";
+  private kind: ReplySubject = "stream";
   private path: Uint8Array = new Uint8Array(0);
   private pathLength = 0;
   private pathView: Uint8Array | undefined;
@@ -190,7 +174,7 @@ export class ReplyTally {
   records = 0;
 
   /** A new scan about `kind`; for "path", the path is path[0..pathLength) (kept by reference until the next reset). */
-  reset(kind: ReplySubject["kind"], path?: Uint8Array, pathLength = path?.length ?? 0): void {
+  reset(kind: ReplySubject, path?: Uint8Array, pathLength = path?.length ?? 0): void {
     this.kind = kind;
     if (path !== undefined) {
       if (path !== this.path || pathLength !== this.pathLength) this.pathView = undefined;
@@ -224,17 +208,6 @@ export class ReplyTally {
     if (this.fileError !== undefined) return { ok: true, verdict: { kind: "error", message: this.fileError } };
     return CLEAN_REPLY;
   }
-}
-
-/** The verdict of one scan from all its reply records (see ReplyTally). */
-export function parseScanReply(records: readonly (Uint8Array | string)[], subject: ReplySubject): ParsedReply {
-  const tally = new ReplyTally();
-  tally.reset(subject.kind, subject.kind === "path" ? subject.path : undefined);
-  for (const r of records) {
-    const bytes = typeof r === "string" ? encoder.encode(r) : r;
-    tally.add(bytes, 0, bytes.length);
-  }
-  return tally.result();
 }
 
 /** The reply to PING: "PONG", or why not. */

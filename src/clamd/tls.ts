@@ -46,7 +46,7 @@ const _contexts = new Map<string, SslPointer>();
  * The SSL_CTX for an endpoint's files, made once per thread. Throws ClamdError naming the file that could
  * not be used (missing, not PEM, key not matching the certificate).
  */
-export function tlsContextFor(e: TlsEndpoint, description: string): SslPointer {
+function tlsContextFor(e: TlsEndpoint, description: string): SslPointer {
   const key = JSON.stringify([e.ca ?? null, e.cert ?? null, e.key ?? null]);
   const known = _contexts.get(key);
   if (known !== undefined) return known;

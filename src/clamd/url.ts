@@ -10,7 +10,7 @@ const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?
 export const CLAMD_URL_FORMS = "unix:///path/to/clamd.sock, tcp://HOST:PORT or tls://HOST:PORT";
 
 /** A host as written in a URL: a name, an IPv4 address, or an IPv6 address in brackets (returned without). */
-export function parseUrlHost(text: string): string | undefined {
+function parseUrlHost(text: string): string | undefined {
   if (text.startsWith("[")) {
     if (!text.endsWith("]")) return undefined;
     return parseIPv6(text) ? text.slice(1, -1) : undefined;

@@ -2,24 +2,39 @@
 import { describe, expect, test } from "bun:test";
 import {
   CLAMD_COMMAND_BUFFER,
-  checkScanPath,
-  command,
-  parsePong,
-  parseScanReply,
-  parseVersion,
   CLEAN_REPLY,
+  parsePong,
+  parseVersion,
   ReplyTally,
   replyError,
   scanPathProblem,
   streamChunkBytes,
   type ParsedReply,
-  type ReplySubject,
 } from "../../src/clamd/protocol.ts";
 
 const enc = new TextEncoder();
-const path = (p: string | Uint8Array): ReplySubject => ({ kind: "path", path: typeof p === "string" ? enc.encode(p) : p });
-const FD: ReplySubject = { kind: "fd" };
-const STREAM: ReplySubject = { kind: "stream" };
+type Subject = { kind: "path"; path: Uint8Array } | { kind: "fd" } | { kind: "stream" };
+const path = (p: string | Uint8Array): Subject => ({ kind: "path", path: typeof p === "string" ? enc.encode(p) : p });
+const FD: Subject = { kind: "fd" };
+const STREAM: Subject = { kind: "stream" };
+
+/** The verdict of a scan whose reply was `records`, tallied as a conversation tallies them. */
+function parseScanReply(records: (string | Uint8Array)[], subject: Subject): ParsedReply {
+  const tally = new ReplyTally();
+  tally.reset(subject.kind, subject.kind === "path" ? subject.path : undefined);
+  for (const r of records) {
+    const bytes = typeof r === "string" ? enc.encode(r) : r;
+    tally.add(bytes, 0, bytes.length);
+  }
+  return tally.result();
+}
+
+/** The path's bytes, or why clamd cannot be sent it. */
+function checkScanPath(p: string | Uint8Array, commandName: string): { bytes: Uint8Array } | { reason: string } {
+  const bytes = typeof p === "string" ? enc.encode(p) : p;
+  const reason = scanPathProblem(bytes, bytes.length, commandName);
+  return reason === undefined ? { bytes } : { reason };
+}
 
 describe("parseScanReply()", () => {
   test("reads OK for a path, an fd and a stream as clean", () => {
@@ -186,24 +201,19 @@ describe("other replies", () => {
 });
 
 describe("requests", () => {
-  test("command() frames z-commands with a single space and a trailing NUL", () => {
-    expect(new TextDecoder().decode(command("PING"))).toBe("zPING\0");
-    expect(new TextDecoder().decode(command("CONTSCAN", enc.encode("/a b")))).toBe("zCONTSCAN /a b\0");
-  });
-
   test("streamChunkBytes() keeps chunks within StreamMaxLength and 64 KiB, 0 meaning no limit", () => {
     expect(streamChunkBytes(1000)).toBe(1000);
     expect(streamChunkBytes(100 * 1024 * 1024)).toBe(64 * 1024);
     expect(streamChunkBytes(0)).toBe(64 * 1024);
   });
 
-  test("checkScanPath() accepts spaces, colons and bytes that are not UTF-8", () => {
+  test("scanPathProblem() accepts spaces, colons and bytes that are not UTF-8", () => {
     const p = new Uint8Array([...enc.encode("/srv/x: y z"), 0xff]);
     expect(checkScanPath(p, "CONTSCAN")).toEqual({ bytes: p });
     expect(checkScanPath("/srv/ä ö", "CONTSCAN")).toEqual({ bytes: enc.encode("/srv/ä ö") });
   });
 
-  test("checkScanPath() refuses relative, empty, NUL-containing and line-breaking paths", () => {
+  test("scanPathProblem() refuses relative, empty, NUL-containing and line-breaking paths", () => {
     expect(checkScanPath("srv/a", "CONTSCAN")).toEqual({ reason: expect.stringContaining("not absolute") });
     expect(checkScanPath("", "CONTSCAN")).toEqual({ reason: "is empty" });
     expect(checkScanPath("/srv/a\0b", "CONTSCAN")).toEqual({ reason: expect.stringContaining("NUL") });
@@ -219,7 +229,7 @@ describe("requests", () => {
     expect(scanPathProblem(buf, 0, "CONTSCAN")).toBe("is empty");
   });
 
-  test("checkScanPath() refuses a path whose command would not fit clamd's command buffer", () => {
+  test("scanPathProblem() refuses a path whose command would not fit clamd's command buffer", () => {
     const fits = CLAMD_COMMAND_BUFFER - "zCONTSCAN ".length - 1;
     expect(checkScanPath(`/${"a".repeat(fits - 1)}`, "CONTSCAN")).toHaveProperty("bytes");
     expect(checkScanPath(`/${"a".repeat(fits)}`, "CONTSCAN")).toEqual({ reason: expect.stringContaining(`at most ${fits}`) });
