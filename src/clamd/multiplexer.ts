@@ -42,11 +42,12 @@ export interface MultiplexerOptions {
    * objects: read, never change), and the endpoint that gave it (-1 when none was tried).
    */
   onDone(token: number, outcome: ScanOutcome, endpoint: number): void;
-  /** Called once per request (PING, VERSION) submitted with request(). */
+  /** Called once per request (PING, VERSION) submitted with submitRequest(), like onDone. */
   onReply?(token: number, outcome: RequestOutcome, endpoint: number): void;
   /**
-   * Who listens on a unix endpoint, from SO_PEERCRED of each connection: clamd's PID, or undefined when
-   * it cannot be known (0: outside this PID namespace; 1: a socket systemd holds for clamd).
+   * Who listens on a unix endpoint, from SO_PEERCRED of each connection as it connects (also from
+   * inside submit()): clamd's PID, or undefined when it cannot be known (0: outside this PID namespace;
+   * 1: a socket systemd holds for clamd).
    */
   onPeerPid?(endpoint: number, pid: number | undefined): void;
 }
@@ -99,7 +100,7 @@ export class ClamdMultiplexer {
   private settledCount = 0;
   private readonly polledSlot: Int32Array;
   private readonly polledGen: Int32Array;
-  /** Per endpoint, the request each mode becomes and which endpoints can carry it. */
+  /** Per endpoint, the request its table mode becomes. */
   private readonly defaultRequest: Request[];
   private readonly anyEndpoint: Uint8Array;
   private readonly unixEndpoints: Uint8Array;
