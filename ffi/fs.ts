@@ -64,8 +64,8 @@ export class Fstat {
    * fstatat(dirFd, name, AT_SYMLINK_NOFOLLOW): the entry `name` (one component, bytes) of the directory
    * behind `dirFd` (an O_PATH descriptor will do), never following a symlink. Returns errno (0 on success).
    */
-  statAt(dirFd: number, name: Uint8Array, out: FdStat): number {
-    return this._statx(dirFd, cstr(name), AT_SYMLINK_NOFOLLOW, out);
+  statAt(dirFd: number, name: Uint8Array, out: FdStat, flags = 0): number {
+    return this._statx(dirFd, cstr(name), AT_SYMLINK_NOFOLLOW | flags, out);
   }
 
   private _statx(dirFd: number, path: Uint8Array, flags: number, out: FdStat): number {

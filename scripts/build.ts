@@ -3,7 +3,7 @@
 import { mkdirSync } from "node:fs";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-export const ENTRYPOINTS = ["src/main.ts", "src/workers/reader.ts", "src/workers/scanner.ts", "src/workers/dirwatch.ts"];
+export const ENTRYPOINTS = ["src/main.ts", "src/workers/reader.ts", "src/workers/scanner.ts"];
 
 if (import.meta.main) {
   mkdirSync(`${ROOT}/dist`, { recursive: true });

@@ -2,6 +2,7 @@
 // uids, resolved from names at start) and, for mount marks, excluded path prefixes. (onacc's own PID and
 // clamd's processes are checked by the reader itself; see trusted-processes.ts.)
 import type { ProcReader } from "../../ffi/procfs.ts";
+import { dirPrefixes, isUnderPrefix } from "./paths.ts";
 
 export interface ExclusionSettings {
   uids: number[];
@@ -18,9 +19,8 @@ export class Exclusions {
 
   constructor(s: ExclusionSettings) {
     this.uids = new Set(s.uids);
-    const enc = new TextEncoder();
-    this.prefixes = s.paths.map((p) => enc.encode(p.endsWith("/") ? p : `${p}/`));
-    this.watchedPrefixes = s.watched.map((p) => enc.encode(p.endsWith("/") ? p : `${p}/`));
+    this.prefixes = dirPrefixes(s.paths);
+    this.watchedPrefixes = dirPrefixes(s.watched);
   }
 
   get hasUids(): boolean {
@@ -43,20 +43,11 @@ export class Exclusions {
 
   /** True when `path` (bytes) lies inside an excluded directory. */
   path(path: Uint8Array): boolean {
-    return underAny(path, this.prefixes);
+    return isUnderPrefix(path, this.prefixes);
   }
 
   /** True when `path` lies inside an include or mount path. */
   watched(path: Uint8Array): boolean {
-    return underAny(path, this.watchedPrefixes);
+    return isUnderPrefix(path, this.watchedPrefixes);
   }
-}
-
-function underAny(path: Uint8Array, prefixes: Uint8Array[]): boolean {
-  outer: for (const prefix of prefixes) {
-    if (path.length < prefix.length) continue;
-    for (let i = 0; i < prefix.length; i++) if (path[i] !== prefix[i]) continue outer;
-    return true;
-  }
-  return false;
 }

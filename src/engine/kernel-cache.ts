@@ -18,8 +18,8 @@ import {
 import type { FdStat, Fstat, WriterProbe } from "../../ffi/fs.ts";
 import { AT_FDCWD } from "../../ffi/process.ts";
 import { kernelMarkAllowed, noWriters, sameVersion } from "./cache-rules.ts";
-import { placeMarks, type MarkReport, type MarkTargets } from "./marks.ts";
-import type { EventRing } from "./ring.ts";
+import type { Control } from "./control.ts";
+import { IncludeMarker, usableIncludePaths, type MarkReport, type MarkTargets } from "./marks.ts";
 
 
 /** Per-thread helper that adds ignore marks for clean files. The caller decides the file is on a local file system. */
@@ -90,29 +90,55 @@ export function mountPointsOf(paths: string[]): string[] {
 }
 
 /**
- * Removes every ignore mark (signatures changed). FAN_MARK_FLUSH takes all inode marks, the directory
- * watch marks too, so for the moment of the flush and the re-marking walk a temporary filesystem mark
- * covers each filesystem holding an include path, and the reader lets through at once what lies outside
- * the watched trees. A filesystem mark, not a mount mark: a mount mark only sees opens through that very
- * mount, and under systemd's hardening or in a container onacc's mounts are private copies.
+ * Removes every ignore mark (signatures changed), on the reader thread, a slice at a time. FAN_MARK_FLUSH
+ * takes all inode marks, the directory marks too, so until the trees are marked again a temporary
+ * filesystem mark covers each filesystem holding an include path, and the reader lets through at once what
+ * lies outside the watched trees. A filesystem mark, not a mount mark: a mount mark only sees opens
+ * through that very mount, and under systemd's hardening or in a container onacc's mounts are private copies.
  */
-export function flushKernelCache(group: number, mask: number, t: MarkTargets, ring: EventRing): MarkReport {
-  // A file system that OnAccessMountPath already marks needs no bridge, and must not get one: adding merges
-  // into that very mark, and removing the bridge would remove it.
-  const marked = new Set(t.mountPaths.map(deviceOf));
-  marked.delete(undefined);
-  const bridges = mountPointsOf(t.includePaths).filter((m) => !marked.has(deviceOf(m)));
-  ring.setPathFilter(true);
-  const added: string[] = [];
-  try {
-    for (const m of bridges) {
-      fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, m);
-      added.push(m);
+export class KernelFlush {
+  private readonly bridges: string[] = [];
+  private readonly marker: IncludeMarker;
+
+  constructor(
+    private readonly group: number,
+    private readonly mask: number,
+    t: MarkTargets,
+    private readonly control: Control,
+  ) {
+    // A file system that OnAccessMountPath already marks needs no bridge, and must not get one: adding merges
+    // into that very mark, and removing the bridge would remove it.
+    const marked = new Set(t.mountPaths.map(deviceOf));
+    marked.delete(undefined);
+    const wanted = mountPointsOf(t.includePaths).filter((m) => !marked.has(deviceOf(m)));
+    control.setPathFilter(true);
+    try {
+      for (const m of wanted) {
+        fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, m);
+        this.bridges.push(m);
+      }
+      fanotifyMark(group, FAN_MARK_FLUSH, 0, AT_FDCWD, null);
+    } catch (err) {
+      this.end();
+      throw err;
     }
-    fanotifyMark(group, FAN_MARK_FLUSH, 0, AT_FDCWD, null);
-    return placeMarks(group, mask, { mountPaths: [], includePaths: t.includePaths, excludePaths: t.excludePaths });
-  } finally {
-    for (const m of added) fanotifyMarkErrno(group, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, m);
-    ring.setPathFilter(false);
+    const { usable } = usableIncludePaths(t.includePaths, t.excludePaths);
+    this.marker = new IncludeMarker(group, mask, usable, t.excludePaths);
+  }
+
+  get report(): MarkReport {
+    return this.marker.report;
+  }
+
+  /** Marks the trees again until `deadline`; true (bridges gone) when done. */
+  step(now: () => number, deadline: number): boolean {
+    if (!this.marker.step(now, deadline)) return false;
+    this.end();
+    return true;
+  }
+
+  private end(): void {
+    for (const m of this.bridges.splice(0)) fanotifyMarkErrno(this.group, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, this.mask, AT_FDCWD, m);
+    this.control.setPathFilter(false);
   }
 }

@@ -1,8 +1,12 @@
-// The reader: drains the fanotify group, answers at once what needs no scan (onacc's own opens, clamd,
-// excluded users and paths, non-regular and oversized files, versions found clean before) and queues the
-// rest into the ring. It never blocks on slow work and never opens a file: anything it waited on could be
-// waiting on it. Its only syscalls on an event's file are statx with AT_STATX_DONT_SYNC (never a trip to a
-// network or FUSE server) and, on local file systems, the writer probe of a cache hit.
+// The reader: one thread that drains the fanotify group, answers at once what needs no scan (onacc's own
+// opens, clamd, excluded users and paths, non-regular, empty and oversized files, versions found clean
+// before) and queues the rest into the ring for the scanner. It also keeps the marks: the start-up walk,
+// new folders (folders.ts), the re-marking after a cache flush, and the background work of extra scanning
+// (background.ts) — long jobs a slice at a time, so an open never waits long behind them.
+//
+// It never blocks on slow work and never opens a file: anything it waited on could be waiting on it. Its
+// only syscalls on an event's file are statx with AT_STATX_DONT_SYNC (never a trip to a network or FUSE
+// server) and, on local file systems, the writer probe of a cache hit.
 import {
   FAN_ALL_PERM_EVENTS,
   FAN_ALLOW,
@@ -16,11 +20,17 @@ import { AT_STATX_DONT_SYNC, FdPath, Fstat, S_IFMT, S_IFREG, WriterProbe, emptyS
 import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
 import { ProcReader } from "../../ffi/procfs.ts";
+import { BackgroundQueue, LandedFiles, Rewalk } from "./background.ts";
 import { VerdictCache } from "./cache.ts";
 import { noWriters } from "./cache-rules.ts";
-import { FsLocality } from "./fs-locality.ts";
+import { Control } from "./control.ts";
+import { Counters } from "./counters.ts";
 import { Exclusions } from "./exclusions.ts";
-import { KernelCache } from "./kernel-cache.ts";
+import { Folders } from "./folders.ts";
+import { FsLocality } from "./fs-locality.ts";
+import { KernelCache, KernelFlush } from "./kernel-cache.ts";
+import { IncludeMarker, markMounts, usableIncludePaths, type MarkReport } from "./marks.ts";
+import { dirPrefixes } from "./paths.ts";
 import { errorResponse } from "./policy.ts";
 import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag } from "./ring.ts";
@@ -28,141 +38,278 @@ import type { EngineSettings, WorkerMessage } from "./settings.ts";
 import { TrustedProcesses } from "./trusted-processes.ts";
 
 const READ_BUFFER = 64 * 1024; // ~2,700 event records per read()
+/** Reads of the fanotify fd before slices of other work get their turn. */
+const READS_PER_ROUND = 16;
+/** How long one slice of a long job (re-marking, re-walk) may hold the thread. */
+const SLICE_MS = 4;
+/** A landed file is scanned once it has been quiet this long (repeated writes coalesce). */
+const QUIET_MS = 200;
+const MAX_PENDING_LANDED = 16_384;
+const FLUSH_RETRY_MS = 5000;
+
+/** What the start-up marking found: posted with "ready". */
+export interface ReaderReady {
+  directories: number;
+  mounts: number;
+  problems: string[];
+  following: boolean;
+}
 
 export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): void {
+  const control = Control.attach(s.control);
+  const counters = Counters.attach(s.counters);
   const ring = EventRing.attach(s.ring);
+  const background = BackgroundQueue.attach(s.background);
   const exclusions = new Exclusions(s.exclusions);
   const responder = new ResponseWriter(s.group);
   const wake = new WakeFd(s.readerWakeFd);
+  const scannerWake = new WakeFd(s.scannerWakeFd);
   const fstat = new Fstat();
   const st = emptyStat();
+  const after = emptyStat();
   const fdPath = new FdPath();
   const buf = structBuffer(READ_BUFFER);
   const view = new DataView(buf.buffer);
-  const polls = new PollSet([
-    { fd: s.group, events: POLLIN },
-    { fd: s.readerWakeFd, events: POLLIN },
-  ]);
   const overloadResponse = errorResponse(s);
   const fullLimit = new RateLimit(60_000);
   const overflowLimit = new RateLimit(60_000);
   const readErrorLimit = new RateLimit(60_000);
+  const deferLimit = new RateLimit(60_000);
   const checkUids = exclusions.hasUids;
   const checkPaths = s.checkPathsInReader && exclusions.hasPaths;
   const cache = s.cache.user ? VerdictCache.attach(s.cache.user) : undefined;
   const kernelCache = s.cache.kernel ? new KernelCache(s.group, s.cache.ignoreMask) : undefined;
-  const after = emptyStat();
   const proc = new ProcReader();
   const clamd = TrustedProcesses.attach(s.clamdProcesses);
   const locality = new FsLocality();
   const probe = new WriterProbe();
+  const log = (level: "error" | "warn" | "info" | "verbose", message: string) => post({ type: "log", level, message });
+
+  const wakeScanner = () => {
+    if (control.takeScannerAsleep()) scannerWake.wake();
+  };
 
   const answer = (fd: number, perm: boolean, response: number) => {
     if (perm) responder.respond(fd, response);
     libc.close(fd);
   };
 
+  // ---- one fanotify event ------------------------------------------------------------------------
+
   const onEvent = (mask: number, fd: number, pid: number) => {
     if (mask & FAN_Q_OVERFLOW) {
-      ring.count("overflow");
+      counters.count("overflow");
       const n = overflowLimit.hit(monotonicMs());
-      if (n !== null) post({ type: "log", level: "warn", message: withSuppressed("fanotify queue overflowed: some events were lost", n) });
+      if (n !== null) log("warn", withSuppressed("fanotify queue overflowed: some events were lost", n));
       return;
     }
     if (fd < 0) return;
-    ring.count("events");
+    counters.count("events");
     const perm = (mask & FAN_ALL_PERM_EVENTS) !== 0;
     if (pid === s.ownPid && pid > 0) {
-      ring.count("ownPid");
+      counters.count("ownPid");
       return answer(fd, perm, FAN_ALLOW);
     }
     const now = monotonicMs();
     // clamd never waits on onacc (its PID checked against its start time: a reused PID is someone else);
     // an opener onacc cannot see (pid 0) matches no exclusion.
     if (clamd.matches(pid, proc) || (checkUids && exclusions.uid(pid, proc))) {
-      ring.count("excluded");
+      counters.count("excluded");
       return answer(fd, perm, FAN_ALLOW);
     }
     if (fstat.stat(fd, st, AT_STATX_DONT_SYNC) !== 0) {
-      ring.count("vanished");
+      counters.count("vanished");
       return answer(fd, perm, FAN_ALLOW);
     }
     if ((st.mode & S_IFMT) !== S_IFREG) {
-      ring.count("notRegular");
+      counters.count("notRegular");
+      return answer(fd, perm, FAN_ALLOW);
+    }
+    // Nothing to scan in an empty file (most often one just created: its writer opens it empty).
+    if (st.size === 0) {
+      counters.count("emptyFiles");
       return answer(fd, perm, FAN_ALLOW);
     }
     if (s.maxFileSize > 0 && st.size > s.maxFileSize) {
-      ring.count("tooLarge");
+      counters.count("tooLarge");
       if (s.log.verbose) {
         const p = fdPath.path(fd);
-        post({ type: "log", level: "verbose", message: `skipped (size ${st.size} > OnAccessMaxFileSize ${s.maxFileSize}): ${p ? pathText(p) : `fd ${fd}`}` });
+        log("verbose", `skipped (size ${st.size} > OnAccessMaxFileSize ${s.maxFileSize}): ${p ? pathText(p) : `fd ${fd}`}`);
       }
       return answer(fd, perm, FAN_ALLOW);
     }
-    const filter = ring.pathFilter();
+    const filter = control.pathFilter();
     if (checkPaths || filter) {
       const p = fdPath.path(fd);
-      // While the cache flush's temporary mount marks are up, events from outside the watched trees arrive
-      // too: they are none of onacc's business.
+      // While the cache flush's temporary filesystem marks are up, events from outside the watched trees
+      // arrive too: they are none of onacc's business.
       if (p && (exclusions.path(p) || (filter && !exclusions.watched(p)))) {
-        ring.count("excluded");
+        counters.count("excluded");
         return answer(fd, perm, FAN_ALLOW);
       }
     }
     // Network and FUSE files: their attributes above came from a cache, and their writes may come from
-    // elsewhere. No verdict is cached for them, and a scanner treats them without a stat.
+    // elsewhere. No verdict is cached for them, and the scanner treats them without a stat.
     const local = locality.isLocal(st.mntId, pid, now);
     // A file just written (FAN_CLOSE_WRITE) is scanned whatever the cache says; a hit counts only while
     // nobody holds the file open for writing (a shared mapping can change it without a trace).
     if (cache && local && !(mask & FAN_CLOSE_WRITE)) {
       if (cache.has(st) && noWriters(fd, probe)) {
-        ring.count("cacheHits");
+        counters.count("cacheHits");
         // The kernel's mark for it was evicted (or this is notification mode): put it back where allowed.
-        if (kernelCache && kernelCache.markClean(fd, st, fstat, after, probe) === "marked") ring.count("kernelMarks");
+        if (kernelCache && kernelCache.markClean(fd, st, fstat, after, probe) === "marked") counters.count("kernelMarks");
         return answer(fd, perm, FAN_ALLOW);
       }
-      ring.count("cacheMisses");
+      counters.count("cacheMisses");
     }
     const flags = (perm ? SlotFlag.PERM : 0) | (mask & FAN_CLOSE_WRITE ? SlotFlag.WRITTEN : 0) | (local ? 0 : SlotFlag.NOT_LOCAL);
     if (ring.push(fd, pid, flags, now)) {
-      ring.count("queued");
+      counters.count("queued");
+      wakeScanner();
       return;
     }
-    // Ring full: every scanner is busy and the backlog is at its bound. Answer now by the error policy
+    // Ring full: every scan slot is busy and the backlog is at its bound. Answer now by the error policy
     // rather than make the opener wait for a slot (see README: "When onacc is overloaded").
-    ring.count("ringFull");
-    if (overloadResponse === FAN_ALLOW) ring.count("allowed");
-    else ring.count("denied");
+    counters.count("ringFull");
+    counters.count(overloadResponse === FAN_ALLOW ? "allowed" : "denied");
     const n = fullLimit.hit(now);
-    if (n !== null) {
-      post({
-        type: "log",
-        level: "warn",
-        message: withSuppressed(`event queue full (${ring.capacity} pending): answered without a scan by the error policy`, n),
-      });
-    }
+    if (n !== null) log("warn", withSuppressed(`event queue full (${ring.capacity} pending): answered without a scan by the error policy`, n));
     answer(fd, perm, overloadResponse);
   };
 
-  post({ type: "ready", worker: "reader" });
-  while (!ring.stopping()) {
-    polls.wait(1000);
-    if (polls.revents(1)) wake.drain();
-    if (ring.stopping()) break;
-    for (;;) {
+  // ---- start-up marks ----------------------------------------------------------------------------
+
+  const m = s.marks;
+  const marks: MarkReport = { mounts: 0, directories: 0, problems: [] };
+  markMounts(s.group, m.mask, m.mountPaths, marks);
+  const { usable, problems } = usableIncludePaths(m.includePaths, m.excludePaths);
+  marks.problems.push(...problems);
+  const landed = new LandedFiles(QUIET_MS, MAX_PENDING_LANDED);
+  let rewalkSince = -1; // wall-clock ms of the first dropped background scan, -1 when none
+  const drop = () => {
+    counters.count("extraScansDeferred");
+    if (rewalkSince < 0) rewalkSince = Date.now() - 1000;
+    const n = deferLimit.hit(monotonicMs());
+    if (n !== null) log("warn", withSuppressed("background scans are behind: the files concerned are found again by a re-walk once the queue drains", n));
+  };
+  let folders: Folders | undefined;
+  let unfollowed = usable;
+  if (usable.length > 0 && (m.follow || m.extraScanning)) {
+    folders = new Folders(s.group, { ...m, includePaths: usable }, counters, log, s.log.verbose, (path) => {
+      if (!landed.add(path, monotonicMs())) drop();
+    });
+    const r = folders.start();
+    marks.directories += r.dirs;
+    unfollowed = r.unwatched;
+    // A tree the watcher cannot take (a file system its kind of mark does not support) still gets its
+    // prevention marks, below; new folders in it are not followed.
+    for (const p of r.unwatched) marks.problems.push(`new folders under "${p}" are not followed (the directory watcher cannot take it); its existing folders are protected`);
+  }
+  if (unfollowed.length > 0) {
+    const marker = new IncludeMarker(s.group, m.mask, unfollowed, m.excludePaths);
+    const r = marker.runToEnd();
+    marks.directories += r.directories;
+    marks.problems.push(...r.problems);
+  }
+  const ready: ReaderReady = { ...marks, following: folders?.fd !== undefined && folders.fd >= 0 };
+  post({ type: "ready", worker: "reader", detail: JSON.stringify(ready) });
+
+  // ---- the loop ----------------------------------------------------------------------------------
+
+  const excludedBytes = dirPrefixes(m.excludePaths).map((p) => p.subarray(0, p.length - 1));
+  const polls = new PollSet(3);
+  let flush: KernelFlush | undefined;
+  let flushRequest = control.kernelFlushedUpTo();
+  let flushRetryAt = 0;
+  let rewalk: Rewalk | undefined;
+  const now = () => monotonicMs();
+
+  const readEvents = () => {
+    for (let reads = 0; reads < READS_PER_ROUND; reads++) {
       const n = libc.read(s.group, buf, READ_BUFFER);
       if (n <= 0) {
         const e = n < 0 ? errno() : 0;
         if (e === Errno.EINTR) continue;
         if (e !== Errno.EAGAIN && e !== 0) {
           // EMFILE/ENFILE: the kernel could not open event fds (it denies those events itself).
-          const n = readErrorLimit.hit(monotonicMs());
-          if (n !== null) post({ type: "log", level: "error", message: withSuppressed(`reading fanotify events failed: ${errnoName(e)}`, n) });
+          const k = readErrorLimit.hit(monotonicMs());
+          if (k !== null) log("error", withSuppressed(`reading fanotify events failed: ${errnoName(e)}`, k));
         }
-        break;
+        return false;
       }
       forEachEvent(view, n, onEvent);
     }
+    return true; // more may be waiting
+  };
+
+  const flushStep = () => {
+    const asked = control.kernelFlushAsked();
+    if (!flush && asked !== flushRequest && now() >= flushRetryAt) {
+      try {
+        flush = new KernelFlush(s.group, m.mask, { mountPaths: m.mountPaths, includePaths: usable, excludePaths: m.excludePaths }, control);
+        flushRequest = asked;
+      } catch (err) {
+        flushRetryAt = now() + FLUSH_RETRY_MS;
+        log("error", `flushing the kernel's verdict cache failed: ${err instanceof Error ? err.message : String(err)}; trying again in 5 s`);
+        return;
+      }
+    }
+    if (flush && flush.step(now, now() + SLICE_MS)) {
+      for (const p of flush.report.problems) log("warn", p);
+      log("verbose", `kernel verdict cache flushed; ${flush.report.directories} directories marked again`);
+      flush = undefined;
+      control.kernelFlushDone(flushRequest);
+    }
+  };
+
+  const backgroundStep = () => {
+    if (!m.extraScanning) return;
+    let queued = false;
+    landed.flushDue(now(), (path) => {
+      if (!background.push(path)) return false;
+      counters.count("extraScans");
+      queued = true;
+      return true;
+    });
+    // The queue drained after a drop: look for what was missed (files changed since the first drop).
+    if (rewalkSince >= 0 && !rewalk && landed.size === 0 && background.isEmpty()) {
+      rewalk = new Rewalk(usable, excludedBytes, rewalkSince);
+      rewalkSince = -1;
+    }
+    if (rewalk) {
+      const done = rewalk.step(SLICE_MS, now, (path) => {
+        if (!background.push(path)) return false;
+        counters.count("extraScans");
+        queued = true;
+        return true;
+      });
+      if (done) rewalk = undefined;
+    }
+    if (queued) wakeScanner();
+  };
+
+  try {
+    while (!control.stopping()) {
+      let k = 0;
+      polls.set(k++, s.group, POLLIN);
+      polls.set(k++, s.readerWakeFd, POLLIN);
+      const dirFd = folders?.fd ?? -1;
+      if (dirFd >= 0) polls.set(k++, dirFd, POLLIN);
+      const busy = flush !== undefined || rewalk !== undefined || control.kernelFlushAsked() !== flushRequest;
+      const due = landed.nextDueIn(now());
+      const timeout = busy ? 0 : due >= 0 ? Math.min(due, 1000) : 1000;
+      polls.wait(timeout, k);
+      if (polls.revents(1)) wake.drain();
+      if (control.stopping()) break;
+      let more = readEvents();
+      if (dirFd >= 0 && polls.revents(2)) folders!.drain();
+      flushStep();
+      backgroundStep();
+      // Events first: while the group has more, read again (a few rounds) before the next slice.
+      for (let round = 0; more && round < 8 && !control.stopping(); round++) more = readEvents();
+    }
+  } finally {
+    folders?.close();
   }
 }
 

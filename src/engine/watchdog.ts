@@ -2,12 +2,14 @@
 // past OnAccessCurlTimeout × (retries + 1) plus a margin are answered by the error policy; the scanner
 // that owns them still closes their fd. Runs on the main thread, which never blocks.
 import { ResponseWriter } from "../../ffi/fanotify.ts";
+import type { Counters } from "./counters.ts";
 import { EventRing, SlotFlag, SlotState } from "./ring.ts";
 
 export class Watchdog {
   private readonly responder: ResponseWriter;
   constructor(
     private readonly ring: EventRing,
+    private readonly counters: Counters,
     group: number,
     private readonly deadlineMs: number,
     private readonly lateResponse: number,
@@ -54,7 +56,7 @@ export class Watchdog {
       }
       this.responder.respond(ring.fd(slot), response);
       ring.answered(slot);
-      if (counter) ring.count(counter);
+      if (counter) this.counters.count(counter);
       answered++;
     }
     return answered;

@@ -2,7 +2,7 @@
 // counters, the latency histogram. The agent's StatusSource.snapshot() is one call to this.
 import type { EndpointHealth } from "../clamd/health.ts";
 import type { PoolCounters } from "../clamd/pool-shared.ts";
-import type { CounterName } from "../engine/ring.ts";
+import type { CounterName } from "../engine/counters.ts";
 import { quantileMs, type HistogramSnapshot } from "./histogram.ts";
 import type { StatusSnapshot } from "./types.ts";
 

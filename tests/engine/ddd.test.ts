@@ -76,8 +76,26 @@ describe("dynamic directories", () => {
     }
   });
 
-  test("files already inside a folder tree moved into the watched tree are scanned at once", async () => {
+  test("a folder tree moved into the watched tree is protected at once: its files' first open is denied", async () => {
     const dir = await start([], ["--remove"]);
+    const outside = join(mount.path, `outside-${n}`);
+    try {
+      mkdirSync(join(outside, "x", "y"), { recursive: true });
+      writeFileSync(join(outside, "x", "y", "eicar.com"), EICAR);
+      renameSync(outside, join(dir, "moved-in"));
+      await Bun.sleep(200);
+      const f = join(dir, "moved-in", "x", "y", "eicar.com");
+      // Without extra scanning nothing is scanned until it is opened (the tree's marks are in place first).
+      expect(existsSync(f)).toBe(true);
+      expect(openInChild(f).error).toBe("EPERM");
+      expect(await gone(f)).toBe(true);
+    } finally {
+      await done();
+    }
+  });
+
+  test("with extra scanning, files inside a folder tree moved into the watched tree are scanned without an open", async () => {
+    const dir = await start(["OnAccessExtraScanning yes"], ["--remove"]);
     const outside = join(mount.path, `outside-${n}`);
     try {
       mkdirSync(join(outside, "x", "y"), { recursive: true });

@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { closeSync, constants, openSync, readSync, rmSync } from "node:fs";
 import { FAN_ALLOW, FAN_DENY } from "../../ffi/fanotify.ts";
+import { Counters } from "../../src/engine/counters.ts";
 import { EventRing, SlotFlag, SlotState } from "../../src/engine/ring.ts";
 import { Watchdog } from "../../src/engine/watchdog.ts";
 
@@ -38,27 +39,29 @@ function responses(): [number, number][] {
 describe("Watchdog", () => {
   test("answers only permission events older than the deadline, with the error policy's response", () => {
     const ring = EventRing.create(8);
-    const dog = new Watchdog(ring, group(), 1000, FAN_DENY);
+    const counters = Counters.create();
+    const dog = new Watchdog(ring, counters, group(), 1000, FAN_DENY);
     ring.push(40, 1, SlotFlag.PERM, 0); // late, queued
     ring.push(41, 1, SlotFlag.PERM, 0); // late, being scanned
     ring.push(42, 1, SlotFlag.PERM, 4500); // not late yet
     ring.push(43, 1, 0, 0); // late but a notification: nobody waits on it
-    expect(ring.startScan(ring.take(0))).toBe(true);
+    expect(ring.startScan(ring.tryTake())).toBe(true);
     expect(dog.tick(5000)).toBe(2);
     expect(responses().sort()).toEqual([
       [40, FAN_DENY],
       [41, FAN_DENY],
     ]);
-    expect(ring.counter("watchdogAnswered")).toBe(2);
+    expect(counters.get("watchdogAnswered")).toBe(2);
     // Each event is answered once: a second tick finds nothing new.
     expect(dog.tick(5000)).toBe(0);
   });
 
   test("a scanner finishing after the watchdog does not answer again, and still closes the fd once", () => {
     const ring = EventRing.create(4);
-    const dog = new Watchdog(ring, group(), 1000, FAN_ALLOW);
+    const counters = Counters.create();
+    const dog = new Watchdog(ring, counters, group(), 1000, FAN_ALLOW);
     ring.push(50, 1, SlotFlag.PERM, 0);
-    const slot = ring.take(0);
+    const slot = ring.tryTake();
     expect(ring.startScan(slot)).toBe(true);
     dog.tick(2000);
     expect(ring.claimAnswer(slot, SlotState.SCANNING)).toBe(false);
@@ -70,7 +73,8 @@ describe("Watchdog", () => {
 
   test("answerAll() answers everything pending at shutdown; oldestPendingMs() reports the oldest", () => {
     const ring = EventRing.create(4);
-    const dog = new Watchdog(ring, group(), 60_000, FAN_DENY);
+    const counters = Counters.create();
+    const dog = new Watchdog(ring, counters, group(), 60_000, FAN_DENY);
     ring.push(60, 1, SlotFlag.PERM, 100);
     ring.push(61, 1, SlotFlag.PERM, 900);
     expect(dog.oldestPendingMs(1000)).toBe(900);

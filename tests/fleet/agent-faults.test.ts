@@ -168,7 +168,7 @@ describe("TLS and status", () => {
       });
       expect(openInChild(t.eicar).error).toBe("EPERM");
       expect(openInChild(t.clean).ok).toBe(true);
-      expect(agent.output()).toMatch(/scan mode stream via tls:\/\/localhost/);
+      expect(agent.output()).toMatch(/tls:\/\/localhost:\d+ \(stream\)/);
       await disposeAgent(agent);
       agent = undefined;
 

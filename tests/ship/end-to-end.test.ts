@@ -95,7 +95,7 @@ describe("shipped binary", () => {
       expect(openInChild(f).error).toBe("EPERM");
       writeFileSync(join(volume, "clean.txt"), "fine\n");
       expect(openInChild(join(volume, "clean.txt")).ok).toBe(true);
-      expect(agent.output()).toMatch(/scan mode stream via tcp:\/\/127\.0\.0\.1/);
+      expect(agent.output()).toMatch(/tcp:\/\/127\.0\.0\.1:\d+ \(stream\)/);
     } finally {
       await agent.stop();
     }
