@@ -40,6 +40,15 @@ export interface FdStat {
   mntId: number;
 }
 
+// 64-bit fields read as two 32-bit halves: a BigInt per field would be garbage on every event.
+// Exact below 2^53, which inode numbers, sizes and times stay within.
+function u64(v: DataView, off: number): number {
+  return v.getUint32(off + 4, true) * 4294967296 + v.getUint32(off, true);
+}
+function s64(v: DataView, off: number): number {
+  return v.getInt32(off + 4, true) * 4294967296 + v.getUint32(off, true);
+}
+
 /** glibc's makedev(): the st_dev encoding of stat(2). */
 export function makeDev(major: number, minor: number): number {
   const lo = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & 0xfff00) << 12);
@@ -72,17 +81,17 @@ export class Fstat {
     if (libc.syscall(SYS_statx, dirFd, path, flags, STATX_BASIC_STATS | STATX_MNT_ID, this.buf) !== 0) return errno();
     const v = this.view;
     out.dev = makeDev(v.getUint32(STX.devMajor, true), v.getUint32(STX.devMinor, true));
-    out.ino = Number(v.getBigUint64(STX.ino, true));
+    out.ino = u64(v, STX.ino);
     out.mode = v.getUint16(STX.mode, true);
     out.uid = v.getUint32(STX.uid, true);
     out.gid = v.getUint32(STX.gid, true);
     out.nlink = v.getUint32(STX.nlink, true);
-    out.size = Number(v.getBigUint64(STX.fsize, true));
-    out.mtimeSec = Number(v.getBigInt64(STX.mtime, true));
+    out.size = u64(v, STX.fsize);
+    out.mtimeSec = s64(v, STX.mtime);
     out.mtimeNsec = v.getUint32(STX.mtime + 8, true);
-    out.ctimeSec = Number(v.getBigInt64(STX.ctime, true));
+    out.ctimeSec = s64(v, STX.ctime);
     out.ctimeNsec = v.getUint32(STX.ctime + 8, true);
-    out.mntId = (v.getUint32(STX.mask, true) & STATX_MNT_ID) !== 0 ? Number(v.getBigUint64(STX.mntId, true)) : 0;
+    out.mntId = (v.getUint32(STX.mask, true) & STATX_MNT_ID) !== 0 ? u64(v, STX.mntId) : 0;
     return 0;
   }
 }

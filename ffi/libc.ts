@@ -92,6 +92,8 @@ export const LIBC_SYMBOLS = {
   flock: { args: [i32, i32], returns: i32 },
   // fcntl(F_SETLEASE): the probe for writers a cached verdict must not outlive (see fs.ts WriterProbe).
   fcntl: { args: [i32, i32, i64_fast], returns: i32 },
+  // madvise(MADV_PAGEOUT): start-up code pages handed back (see memory.ts).
+  madvise: { args: [u64_fast, u64_fast, i32], returns: i32 },
   // signal(SIGIO, SIG_IGN): a lease break signals the lease holder (see process.ts).
   signal: { args: [i32, u64_fast], returns: u64_fast },
 } as const;
@@ -151,5 +153,7 @@ const timespecView = new DataView(timespec.buffer);
 /** CLOCK_MONOTONIC in milliseconds: the same clock in every Worker (performance.now() is not). */
 export function monotonicMs(): number {
   libc.clock_gettime(CLOCK_MONOTONIC, timespec);
-  return Number(timespecView.getBigInt64(0, true)) * 1000 + Number(timespecView.getBigInt64(8, true)) / 1e6;
+  // Two 32-bit reads, no BigInt: this runs several times per event. tv_sec of CLOCK_MONOTONIC (time since
+  // boot) fits in 32 bits for 136 years; tv_nsec always does.
+  return timespecView.getUint32(0, true) * 1000 + timespecView.getUint32(8, true) / 1e6;
 }

@@ -33,6 +33,8 @@ export const Counter = {
 } as const;
 export type CounterName = keyof typeof Counter;
 const WORDS = 32;
+/** The common increment, made once: BigInt(1) per count would be garbage on every event. */
+const ONE = 1n;
 
 export class Counters {
   private readonly c: BigInt64Array;
@@ -46,7 +48,7 @@ export class Counters {
     this.c = new BigInt64Array(sab);
   }
   count(name: CounterName, by = 1): void {
-    Atomics.add(this.c, Counter[name], BigInt(by));
+    Atomics.add(this.c, Counter[name], by === 1 ? ONE : BigInt(by));
   }
   get(name: CounterName): number {
     return Number(Atomics.load(this.c, Counter[name]));

@@ -24,6 +24,7 @@ import { VerdictCache } from "./cache.ts";
 import { Control } from "./control.ts";
 import { Counters, type CounterName } from "./counters.ts";
 import { Invalidation } from "./invalidation.ts";
+import { releaseStartup } from "./footprint.ts";
 import { planEngine, type EnginePlan } from "./plan.ts";
 import { errorResponse } from "./policy.ts";
 import type { ReaderReady } from "./reader.ts";
@@ -263,6 +264,8 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   teardown.add(() => invalidation?.stop());
 
   running = true;
+  // Start-up is over: what only it needed goes back to the host.
+  setTimeout(() => log.verbose(`start-up memory handed back: ${(releaseStartup() / 1048576).toFixed(0)} MiB of code pages advised out`), 500).unref?.();
   let lastScansDone = control.scansDone();
   return {
     settings,

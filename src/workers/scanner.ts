@@ -2,10 +2,13 @@
 // src/actions/on-found.ts.
 import { foundHandler } from "../actions/on-found.ts";
 import { runScanner } from "../engine/scanner.ts";
+import { steadyThread } from "../engine/footprint.ts";
 import type { EngineSettings, WorkerMessage } from "../engine/settings.ts";
 import { createLogger } from "../log/logger.ts";
 
 declare const self: Worker;
+
+steadyThread();
 
 self.onmessage = (e: MessageEvent<{ settings: EngineSettings }>) => {
   const s = e.data.settings;
