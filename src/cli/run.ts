@@ -70,6 +70,10 @@ async function waitForClamd(config: OnaccConfig, ping: { attempts: number; inter
 }
 
 /** How the command line shapes reading the configuration: endpoints from --clamd, the --config-dir drop-ins. */
+function protectedCount(config: OnaccConfig): number {
+  return config.onAccess.includePaths.length + config.onAccess.mountPaths.length;
+}
+
 function loadOptionsOf(opts: RunOptions): LoadOptions {
   return { endpointsGiven: Boolean(opts.clamd?.length), ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}) };
 }
@@ -83,7 +87,7 @@ async function withEndpoints(config: OnaccConfig, opts: RunOptions): Promise<Ona
 export async function runAgent(opts: RunOptions, argv: string[]): Promise<number> {
   const detachedChild = process.env[DETACHED_ENV] === "1";
   const loaded = loadConfig(opts.configFile, { watchList: opts.watchList, excludeList: opts.excludeList }, loadOptionsOf(opts));
-  const config = await withEndpoints(loaded.config, opts);
+  let config = await withEndpoints(loaded.config, opts);
   const log = createLogger(logSettingsOf(opts));
   for (const w of loaded.warnings) log.verbose(formatProblem(w));
   for (const n of loaded.notices) log.warn(formatProblem(n));
@@ -120,6 +124,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
     sdNotify("STOPPING=1");
     clearInterval(feeder);
     upkeep?.stop();
+    await reloading;
     await status?.stop();
     await agent?.stop();
     if (opts.verbose && agent) log.verbose(`counters: ${JSON.stringify(agent.counters())}`);
@@ -128,14 +133,45 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
   };
   process.on("SIGTERM", () => requestStop("SIGTERM", 0));
   process.on("SIGINT", () => requestStop("SIGINT", 0));
+  // SIGHUP (logrotate, `systemctl reload`): reopen the logs, then read the configuration again.
+  let reloading: Promise<void> | undefined;
+  const reload = (why: string) => {
+    reloading ??= reloadAgent(why).finally(() => (reloading = undefined));
+    return reloading;
+  };
+  const reloadAgent = async (why: string) => {
+    if (!agent || stopping) return;
+    let next: Agent;
+    let nextConfig: OnaccConfig;
+    try {
+      // Everything is checked before anything changes: a bad file keeps the running engine as it is.
+      const again = loadConfig(opts.configFile, { watchList: opts.watchList, excludeList: opts.excludeList }, loadOptionsOf(opts));
+      nextConfig = await withEndpoints(again.config, opts);
+      for (const n of again.notices) log.warn(formatProblem(n));
+      // The new engine protects before the old one lets go: for a moment both have their marks.
+      next = await startAgent(nextConfig, opts, log, (reason) => requestStop(reason, 1), agent.carried());
+    } catch (err) {
+      log.error(`reload (${why}) refused, the running configuration stays in force: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    const old = agent;
+    agent = next;
+    config = nextConfig;
+    upkeep?.stop();
+    upkeep = startQuarantineUpkeep(opts.action, config.onaccOnly.quarantineRetentionSec * 1000, log);
+    await old.retire();
+    if (stopping) await next.stop();
+    log.info(`configuration reloaded (${why}): protecting ${protectedCount(config)} path(s)`);
+  };
   process.on("SIGHUP", () => {
     log.reopen();
     agent?.reopenLogs();
+    void reload("SIGHUP");
   });
   process.on("SIGUSR2", () => agent?.flushCaches("SIGUSR2"));
 
   agent = await startAgent(config, opts, log, (reason) => requestStop(reason, 1));
-  status = await startStatus(agent, opts, log);
+  status = await startStatus(() => agent!, opts, log);
   upkeep = startQuarantineUpkeep(opts.action, config.onaccOnly.quarantineRetentionSec * 1000, log);
   // Under systemd (Type=notify): ready once the marks are placed; the watchdog is fed only while the
   // agent keeps up, so a wedged agent gets restarted instead of leaving opens waiting.
@@ -155,7 +191,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
  * The status socket (`onacc status`) and optional Prometheus endpoint. Auxiliary: a failure to start it is
  * a warning, and protection goes on.
  */
-async function startStatus(agent: Agent, opts: RunOptions, log: Logger): Promise<StatusServer | undefined> {
+async function startStatus(current: () => Agent, opts: RunOptions, log: Logger): Promise<StatusServer | undefined> {
   if (opts.statusSocket === null && !opts.metricsListen) return undefined;
   const startedAtMs = Date.now();
   let lastRemoteFlush = 0;
@@ -165,12 +201,12 @@ async function startStatus(agent: Agent, opts: RunOptions, log: Logger): Promise
         version: VERSION,
         pid: process.pid,
         startedAtMs,
-        counters: agent.counters(),
-        queueDepth: agent.queueDepth(),
-        oldestPendingMs: agent.oldestPendingMs(),
-        endpoints: agent.health(),
-        pool: agent.poolCounters(),
-        latency: agent.latency(),
+        counters: current().counters(),
+        queueDepth: current().queueDepth(),
+        oldestPendingMs: current().oldestPendingMs(),
+        endpoints: current().health(),
+        pool: current().poolCounters(),
+        latency: current().latency(),
         logWriteFailures: log.writeFailures,
       }),
     // A flush re-walks the protected trees on the main thread: a client asking in a loop gets one per 10 s.
@@ -181,7 +217,7 @@ async function startStatus(agent: Agent, opts: RunOptions, log: Logger): Promise
         return;
       }
       lastRemoteFlush = now;
-      agent.flushCaches(reason);
+      current().flushCaches(reason);
     },
   };
   try {

@@ -12,6 +12,8 @@ const W_SCANS_DONE = 6; // scans finished: the service watchdog checks that it m
 const W_KERNEL_FLUSH_ASKED = 7; // bumped by the main thread: the reader flushes the kernel marks
 const W_KERNEL_FLUSH_DONE = 8; // the reader's answer: the last request it finished
 const W_SCANNER_ASLEEP = 9; // 1 while the scanner waits in poll(): the reader then wakes it
+const W_RETIRE = 10; // 1: the reader removes every mark and reads what is left (a reload replaces this engine)
+const W_RETIRED = 11; // 1: no mark is left and every event the kernel had is in the ring
 const WORDS = 16;
 
 export class Control {
@@ -91,6 +93,20 @@ export class Control {
   }
   kernelFlushedUpTo(): number {
     return Atomics.load(this.w, W_KERNEL_FLUSH_DONE);
+  }
+
+  /** Main thread: this engine is being replaced; the reader takes its marks off and empties the kernel queue. */
+  askRetire(): void {
+    Atomics.store(this.w, W_RETIRE, 1);
+  }
+  retireAsked(): boolean {
+    return Atomics.load(this.w, W_RETIRE) !== 0;
+  }
+  setRetired(): void {
+    Atomics.store(this.w, W_RETIRED, 1);
+  }
+  retired(): boolean {
+    return Atomics.load(this.w, W_RETIRED) !== 0;
   }
 
   /** Scanner: about to sleep in poll(), or awake again. It looks at its queues once more after setting it. */

@@ -12,7 +12,11 @@ import {
   FAN_ALLOW,
   FAN_CLOSE_WRITE,
   FAN_Q_OVERFLOW,
+  FAN_MARK_FILESYSTEM,
+  FAN_MARK_FLUSH,
+  FAN_MARK_MOUNT,
   ResponseWriter,
+  fanotifyMarkErrno,
   forEachEvent,
 } from "../../ffi/fanotify.ts";
 import { Errno, errnoName } from "../../ffi/errors.ts";
@@ -288,6 +292,21 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
     if (queued) wakeScanner();
   };
 
+  // A reload replaces this engine: no new events (every mark off), then everything the kernel queued is read.
+  // The events themselves are scanned and answered as usual; the runtime waits for the ring to drain.
+  const retire = () => {
+    folders?.close();
+    folders = undefined;
+    flush = undefined;
+    rewalk = undefined;
+    landed.clear();
+    for (const kind of [0, FAN_MARK_MOUNT, FAN_MARK_FILESYSTEM]) fanotifyMarkErrno(s.group, FAN_MARK_FLUSH | kind, 0, -100, null);
+    while (readEvents()) {
+      /* until EAGAIN */
+    }
+    control.setRetired();
+  };
+
   try {
     while (!control.stopping()) {
       let k = 0;
@@ -301,6 +320,10 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
       polls.wait(timeout, k);
       if (polls.revents(1)) wake.drain();
       if (control.stopping()) break;
+      if (control.retireAsked() && !control.retired()) {
+        retire();
+        continue;
+      }
       let more = readEvents();
       if (dirFd >= 0 && polls.revents(2)) folders!.drain();
       flushStep();

@@ -56,8 +56,24 @@ export interface Agent {
    * finishing. The systemd watchdog is fed only while this holds.
    */
   healthy(): boolean;
+  /** What a replacement (a reload) takes over: counters, latency, and the verdicts found so far. */
+  carried(): Carried;
+  /**
+   * Leaves the stage to a replacement already protecting: every mark comes off (no new events), what the
+   * kernel had queued is scanned and answered as usual, then the engine stops. Never answers an open
+   * unscanned, unlike stop().
+   */
+  retire(): Promise<void>;
   /** Answers every pending event, closes the group, stops the Workers. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** Shared buffers a new engine takes over from the one it replaces. */
+export interface Carried {
+  counters: SharedArrayBuffer;
+  latency: SharedArrayBuffer;
+  /** The verdict cache, with the clamd endpoints its verdicts came from. */
+  userCache?: { buffers: import("./cache.ts").CacheBuffers; endpoints: string };
 }
 
 /** Undo steps, run once in reverse order. */
@@ -105,7 +121,7 @@ function probeClamd(config: OnaccConfig, plan: EnginePlan, log: Logger): Process
  * `onFailure` is called when a Worker ends while the agent runs (a bug): the caller stops the agent, which
  * answers everything pending, and exits non-zero so the service manager restarts it.
  */
-export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Logger, onFailure?: (reason: string) => void): Promise<Agent> {
+export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Logger, onFailure?: (reason: string) => void, carried?: Carried): Promise<Agent> {
   const plan = planEngine(config, opts, { nofileLimit: raiseNofileLimit(), uidOf: uidOfUser });
   for (const w of plan.warnings) log.warn(w);
   const clamdProcesses = probeClamd(config, plan, log);
@@ -115,11 +131,14 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
 
   const teardown = new Teardown();
   const control = Control.create();
-  const counters = Counters.create();
+  const counters = carried ? Counters.attach(carried.counters) : Counters.create();
   const ring = EventRing.create(plan.ringCapacity);
-  const latency = LatencyHistogram.create();
+  const latency = carried ? LatencyHistogram.attach(carried.latency) : LatencyHistogram.create();
   const pool = createPoolSettings(plan.scan.pool);
-  const userCache = plan.cache.size > 0 ? VerdictCache.create(plan.cache.size) : undefined;
+  // Verdicts carry over a reload when they came from the same clamd endpoints.
+  const endpointsKey = JSON.stringify(config.endpoints);
+  const userCache =
+    plan.cache.size <= 0 ? undefined : carried?.userCache?.endpoints === endpointsKey ? VerdictCache.attach(carried.userCache.buffers) : VerdictCache.create(plan.cache.size);
   const group = fanotifyInit(
     (plan.prevention ? FAN_CLASS_CONTENT : FAN_CLASS_NOTIF) | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS,
     O_RDONLY | O_CLOEXEC,
@@ -284,6 +303,21 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       const progressed = done !== lastScansDone;
       lastScansDone = done;
       return progressed || watchdog.oldestPendingMs(monotonicMs()) < plan.watchdogMs;
+    },
+    carried: () => ({
+      counters: counters.sab,
+      latency: latency.buffer,
+      ...(userCache ? { userCache: { buffers: userCache.buffers, endpoints: endpointsKey } } : {}),
+    }),
+    async retire() {
+      running = false;
+      control.askRetire();
+      readerWake.wake();
+      const until = monotonicMs() + plan.watchdogMs + 1000;
+      while (!control.retired() && monotonicMs() < until) await Bun.sleep(10);
+      // The last events are scanned as usual; the watchdog still answers any that runs late.
+      while (ring.inUse() > 0 && monotonicMs() < until) await Bun.sleep(10);
+      await teardown.run();
     },
     stop: () => teardown.run(),
   };
