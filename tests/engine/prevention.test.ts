@@ -56,6 +56,23 @@ describe("prevention (fd passing, the local default)", () => {
     });
   });
 
+  test("--verbose logs every scanned file with its verdict, clean ones included; without it only detections", async () => {
+    await withAgent([], (dir) => void writeTestFiles(join(dir, "v")), async (dir) => {
+      const t = testTree(join(dir, "v"));
+      expect(openInChild(t.clean)).toMatchObject({ ok: true });
+      expect(openInChild(t.eicar).error).toBe("EPERM");
+      await agent!.waitFor(/v\/clean\.txt: OK/);
+      await agent!.waitFor(/v\/eicar\.com: Onacc\.Test\.EICAR\.UNOFFICIAL FOUND/);
+    });
+    await withAgent([], (dir) => void writeTestFiles(join(dir, "q")), async (dir) => {
+      const t = testTree(join(dir, "q"));
+      expect(openInChild(t.clean)).toMatchObject({ ok: true });
+      expect(openInChild(t.eicar).error).toBe("EPERM");
+      await agent!.waitFor(/q\/eicar\.com: Onacc\.Test\.EICAR\.UNOFFICIAL FOUND/);
+      expect(agent!.log()).not.toContain("clean.txt: OK");
+    }, ["--foreground", "--config-file=CONFIG", "--log=LOG"]);
+  });
+
   test("a FIFO and a device node in a watched directory open without hanging", async () => {
     await withAgent([], (dir) => {
       makeFifo(join(dir, "pipe"));
