@@ -1,6 +1,6 @@
 // A StatusSnapshot for people (the `onacc status` table) and for Prometheus (text exposition 0.0.4,
 // served at /metrics by --metrics-listen). Both read only the snapshot, so they always agree.
-import type { StatusSnapshot } from "./types.ts";
+import type { StatusSnapshot, TopTalker, TopTalkers } from "./types.ts";
 
 /** "3d 4h 5m 6s", "5m 0s", "12s". */
 export function formatDuration(seconds: number): string {
@@ -59,10 +59,34 @@ export function renderStatusTable(s: StatusSnapshot): string {
         ["queue:", `depth ${s.queue.depth}, oldest pending ${ms(s.queue.oldestPendingMs)}`],
         ["latency:", `p50 ${ms(s.latency.p50Ms)}, p99 ${ms(s.latency.p99Ms)} over ${s.latency.count} scans`],
         ["errors:", errors || "none"],
+        ...(s.protectedTrees ? [["protecting:", s.protectedTrees.join(", ") || "(nothing)"]] : []),
       ],
       "",
     ),
   );
+  if (s.exclusions?.length) {
+    lines.push("", "exclusions (opens skipped without a scan):");
+    const rows = s.exclusions.map((e) => [e.rule, String(e.skipped), e.refused ? `(${e.refused} refused: the path led to another file here)` : ""]);
+    lines.push(...table(rows));
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** `onacc status --top`: which executables and directories cause the scans, and what they cost. */
+export function renderTopTalkers(t: TopTalkers): string {
+  const lines = [`top talkers, last ${t.windowMinutes} minutes: ${t.scans} scans, openers waited ${ms(t.scanMs)}, ${t.denied} denied`];
+  const section = (title: string, column: string, rows: TopTalker[]) => {
+    lines.push("", `by ${title}:`);
+    if (rows.length === 0) {
+      lines.push("  (no scans)");
+      return;
+    }
+    const share = (n: number) => (t.scans > 0 ? `${Math.round((100 * n) / t.scans)}%` : "-");
+    lines.push(...table([["SCANS", "SHARE", "WAITED", "DENIED", column], ...rows.map((r) => [`${r.approximate ? "~" : ""}${r.scans}`, share(r.scans), ms(r.scanMs), String(r.denied), r.name])]));
+  };
+  section("executable", "EXECUTABLE", t.executables);
+  section("directory", "DIRECTORY", t.directories);
+  lines.push("", "~: approximate (a bounded table); exclude a busy program with ExcludeExe, a busy folder with ExcludePattern.");
   return `${lines.join("\n")}\n`;
 }
 
@@ -118,5 +142,19 @@ export function renderPrometheus(s: StatusSnapshot): string {
     ...(s.latency.p99Ms !== null ? [names({ quantile: "0.99" }, s.latency.p99Ms / 1000)] : []),
   ]);
   out.push(`onacc_scan_duration_seconds_sum ${num(s.latency.sumMs / 1000)}`, `onacc_scan_duration_seconds_count ${s.latency.count}`);
+  if (s.exclusions?.length) {
+    metric("onacc_exclusion_skipped_total", "counter", "Opens allowed without a scan, per ExcludeExe/ExcludePattern rule.", s.exclusions.map((e) => names({ rule: e.rule }, e.skipped)));
+    metric("onacc_exclusion_refused_total", "counter", "ExcludePattern hits not honoured: the path led to another file in onacc's namespace.", s.exclusions.map((e) => names({ rule: e.rule }, e.refused)));
+  }
+  if (s.top) {
+    const t = s.top;
+    const window = `${t.windowMinutes}m`;
+    metric("onacc_top_window_scans", "gauge", "Scans over the top-talker window.", [names({ window }, t.scans)]);
+    for (const [kind, rows] of [["executable", t.executables], ["directory", t.directories]] as const) {
+      metric(`onacc_top_${kind}_scans`, "gauge", `Scans per ${kind} over the window (the busiest ones).`, rows.map((r) => names({ [kind]: r.name, window }, r.scans)));
+      metric(`onacc_top_${kind}_wait_seconds`, "gauge", `Time openers waited on scans per ${kind} over the window.`, rows.map((r) => names({ [kind]: r.name, window }, r.scanMs / 1000)));
+      metric(`onacc_top_${kind}_denied`, "gauge", `Denied opens per ${kind} over the window.`, rows.map((r) => names({ [kind]: r.name, window }, r.denied)));
+    }
+  }
   return `${out.join("\n")}\n`;
 }

@@ -15,7 +15,7 @@ export const MAX_LINE_BYTES = 64 * 1024;
 const MAX_CLIENTS = 32;
 /** A client that sends nothing for this long is closed. */
 const IDLE_TIMEOUT_SECONDS = 60;
-const COMMANDS = ["status", "flush-cache", "ping"] as const;
+const COMMANDS = ["status", "flush-cache", "ping", "selftest-begin", "selftest-probe", "selftest-end"] as const;
 
 export interface MetricsAddress {
   host: string;
@@ -201,6 +201,10 @@ function answer(line: string, o: StatusServerOptions): StatusReply {
         return { ok: true, flushed: true };
       case "ping":
         return { ok: true, pong: true, pid: process.pid };
+      case "selftest-begin":
+      case "selftest-probe":
+      case "selftest-end":
+        return _selfTest(cmd, request as Record<string, unknown>, o);
       default:
         return { ok: false, error: `unknown command ${JSON.stringify(cmd)}; commands: ${COMMANDS.join(", ")}` };
     }
@@ -208,6 +212,24 @@ function answer(line: string, o: StatusServerOptions): StatusReply {
     o.log?.warn(`status socket: "${cmd}" failed: ${(err as Error).message}`);
     return { ok: false, error: `"${cmd}" failed: ${(err as Error).message}` };
   }
+}
+
+/** `onacc status --check`'s steps (see src/engine/self-test.ts); a refusal is an error reply naming why. */
+function _selfTest(cmd: string, request: Record<string, unknown>, o: StatusServerOptions): StatusReply {
+  const handler = o.source.selfTest;
+  if (!handler) return { ok: false, error: "this onacc offers no self-test" };
+  const str = (name: string): string => {
+    const v = request[name];
+    if (typeof v !== "string" || v === "") throw new Error(`"${cmd}" needs a "${name}" string`);
+    return v;
+  };
+  if (cmd === "selftest-begin") return { ok: true, selfTest: handler.begin() };
+  if (cmd === "selftest-probe") {
+    const path = str("path");
+    handler.probe(str("nonce"), path);
+    return { ok: true, registered: path };
+  }
+  return { ok: true, probes: handler.end(str("nonce")) };
 }
 
 function reply(s: Socket<_Client>, r: StatusReply, thenClose = false): void {

@@ -4,7 +4,7 @@ import type { EndpointHealth } from "../clamd/health.ts";
 import type { PoolCounters } from "../clamd/pool-shared.ts";
 import type { CounterName } from "../engine/counters.ts";
 import { quantileMs, type HistogramSnapshot } from "./histogram.ts";
-import type { StatusSnapshot } from "./types.ts";
+import type { ExclusionCount, StatusSnapshot, TopTalkers } from "./types.ts";
 
 export interface SnapshotInputs {
   version: string;
@@ -21,6 +21,9 @@ export interface SnapshotInputs {
   latency?: HistogramSnapshot;
   /** Log lines that could not be written (Logger.writeFailures). */
   logWriteFailures?: number;
+  protectedTrees?: string[];
+  exclusions?: ExclusionCount[];
+  top?: TopTalkers;
 }
 
 /** Engine counters that count a problem, reported under "errors" with these names. */
@@ -67,6 +70,9 @@ export function buildStatusSnapshot(i: SnapshotInputs): StatusSnapshot {
       meanMs: lat && lat.count > 0 ? round3(lat.sumMs / lat.count) : null,
       sumMs: lat ? round3(lat.sumMs)! : 0,
     },
+    ...(i.protectedTrees ? { protectedTrees: i.protectedTrees } : {}),
+    ...(i.exclusions ? { exclusions: i.exclusions } : {}),
+    ...(i.top ? { top: i.top } : {}),
   };
 }
 

@@ -63,8 +63,15 @@ describe("onacc status", () => {
 
 describe("parseStatusArgs()", () => {
   test("parseStatusArgs() defaults to the standard socket and a table", () => {
-    expect(parseStatusArgs([])).toEqual({ json: false, socketPath: "/run/onacc/status.sock", help: false });
-    expect(parseStatusArgs(["--status-socket=s.sock", "--json"], "/srv")).toEqual({ json: true, socketPath: "/srv/s.sock", help: false });
+    expect(parseStatusArgs([])).toEqual({ json: false, top: false, check: false, socketPath: "/run/onacc/status.sock", help: false });
+    expect(parseStatusArgs(["--status-socket=s.sock", "--json"], "/srv")).toEqual({ json: true, top: false, check: false, socketPath: "/srv/s.sock", help: false });
+  });
+
+  test("parseStatusArgs() reads --top, --check and --check's --config-file", () => {
+    expect(parseStatusArgs(["--top"])).toMatchObject({ top: true, check: false });
+    expect(parseStatusArgs(["--check", "--config-file", "c.conf"], "/etc/onacc")).toMatchObject({ check: true, configFile: "/etc/onacc/c.conf" });
+    expect(() => parseStatusArgs(["--check", "--top"])).toThrow("--check and --top are separate");
+    expect(() => parseStatusArgs(["--config-file=x.conf"])).toThrow("--config-file is used by --check only");
   });
 
   test("parseStatusArgs() rejects unknown flags with a suggestion, a missing value and stray arguments", () => {

@@ -2,7 +2,7 @@
 // record of every cache flush asked for.
 import { LatencyHistogram } from "../../src/status/histogram.ts";
 import { buildStatusSnapshot } from "../../src/status/snapshot.ts";
-import type { StatusSnapshot, StatusSource } from "../../src/status/types.ts";
+import type { SelfTestHandler, StatusSnapshot, StatusSource } from "../../src/status/types.ts";
 
 export const STARTED_AT = Date.parse("2026-11-26T10:00:00.000Z");
 
@@ -66,6 +66,7 @@ export function fakeSnapshot(): StatusSnapshot {
 export class FakeSource implements StatusSource {
   flushes: string[] = [];
   failWith: string | undefined;
+  selfTest?: SelfTestHandler;
   snapshot(): StatusSnapshot {
     if (this.failWith) throw new Error(this.failWith);
     return fakeSnapshot();

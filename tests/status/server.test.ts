@@ -112,8 +112,39 @@ describe("status socket", () => {
     expect(replies[0]).toEqual({ ok: false, error: 'not JSON: "hello there"; send e.g. {"cmd":"status"}' });
     expect(replies[1]).toEqual({ ok: false, error: 'a request is a JSON object with a "cmd" string, e.g. {"cmd":"status"}' });
     expect(replies[2]).toEqual(replies[1]);
-    expect(replies[3]).toEqual({ ok: false, error: 'unknown command "reboot"; commands: status, flush-cache, ping' });
+    expect(replies[3]).toEqual({ ok: false, error: 'unknown command "reboot"; commands: status, flush-cache, ping, selftest-begin, selftest-probe, selftest-end' });
     expect(replies[4]).toEqual({ ok: true, pong: true, pid: process.pid });
+  });
+
+  test("the self-test commands reach the source's handler; its refusals and missing fields are error replies", async () => {
+    await start();
+    expect(await queryStatus(socketPath, { cmd: "selftest-begin" })).toEqual({ ok: false, error: "this onacc offers no self-test" });
+    await server!.stop();
+    const calls: string[] = [];
+    source = new FakeSource();
+    source.selfTest = {
+      begin: () => ({ nonce: "n1", probeName: ".onacc-selftest-n1", trees: ["/srv"], prevention: true, denyOnError: false, rootExcluded: false, endpoints: [], expiresInMs: 60000 }),
+      probe(nonce, path) {
+        calls.push(`${nonce} ${path}`);
+        if (path !== "/srv/.onacc-selftest-n1") throw new Error(`test file "${path}" is not named .onacc-selftest-n1`);
+      },
+      end: (nonce) => [{ path: `/srv/.onacc-selftest-${nonce}`, detections: 1, removed: true }],
+    };
+    socketPath = join(root, `run-${++serial}`, "status.sock");
+    server = await startStatusServer({ socketPath, source });
+    expect(await queryStatus(socketPath, { cmd: "selftest-begin" })).toMatchObject({ ok: true, selfTest: { nonce: "n1", trees: ["/srv"] } });
+    expect(await queryStatus(socketPath, { cmd: "selftest-probe", nonce: "n1", path: "/srv/.onacc-selftest-n1" })).toEqual({ ok: true, registered: "/srv/.onacc-selftest-n1" });
+    expect(await queryStatus(socketPath, { cmd: "selftest-probe", nonce: "n1", path: "/etc/passwd" })).toEqual({
+      ok: false,
+      error: '"selftest-probe" failed: test file "/etc/passwd" is not named .onacc-selftest-n1',
+    });
+    const { replies } = await converse(socketPath, ['{"cmd":"selftest-probe","nonce":"n1"}\n', '{"cmd":"selftest-end","nonce":7}\n'], 2);
+    expect(replies).toEqual([
+      { ok: false, error: '"selftest-probe" failed: "selftest-probe" needs a "path" string' },
+      { ok: false, error: '"selftest-end" failed: "selftest-end" needs a "nonce" string' },
+    ]);
+    expect(await queryStatus(socketPath, { cmd: "selftest-end", nonce: "n1" })).toEqual({ ok: true, probes: [{ path: "/srv/.onacc-selftest-n1", detections: 1, removed: true }] });
+    expect(calls).toEqual(["n1 /srv/.onacc-selftest-n1", "n1 /etc/passwd"]);
   });
 
   test("a line longer than 64 KiB gets an error reply and the connection closes; new clients are still served", async () => {
