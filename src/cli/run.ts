@@ -208,7 +208,14 @@ async function startStatus(current: () => Agent, opts: RunOptions, log: Logger):
         pool: current().poolCounters(),
         latency: current().latency(),
         logWriteFailures: log.writeFailures,
+        ...current().ops.status(), // onacc ops (issue 14): protected trees, exclusion counts, top talkers
       }),
+    // onacc ops (issue 14): `onacc status --check`. One service across reloads (the engines hand it on).
+    selfTest: {
+      begin: () => current().ops.selfTest.begin(),
+      probe: (nonce, path) => current().ops.selfTest.probe(nonce, path),
+      end: (nonce) => current().ops.selfTest.end(nonce),
+    },
     // A flush re-walks the protected trees on the main thread: a client asking in a loop gets one per 10 s.
     flushCaches: (reason) => {
       const now = Date.now();

@@ -40,6 +40,8 @@ import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag } from "./ring.ts";
 import type { EngineSettings, WorkerMessage } from "./settings.ts";
 import { TrustedProcesses } from "./trusted-processes.ts";
+import { ExtraExclusions } from "./extra-exclusions.ts"; // onacc ops (issue 14)
+import type { OpsShared } from "./ops.ts"; // onacc ops (issue 14)
 
 const READ_BUFFER = 64 * 1024; // ~2,700 event records per read()
 /** Reads of the fanotify fd before slices of other work get their turn. */
@@ -59,7 +61,7 @@ export interface ReaderReady {
   following: boolean;
 }
 
-export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): void {
+export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, ops?: OpsShared): void {
   const control = Control.attach(s.control);
   const counters = Counters.attach(s.counters);
   const ring = EventRing.attach(s.ring);
@@ -87,6 +89,9 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
   const clamd = TrustedProcesses.attach(s.clamdProcesses);
   const locality = new FsLocality();
   const probe = new WriterProbe();
+  // onacc ops (issue 14): ExcludeExe and ExcludePattern, counted per rule (extra-exclusions.ts).
+  const extra = ops ? new ExtraExclusions(ops.exclusions) : undefined;
+  const checkExtra = extra?.active === true;
   const log = (level: "error" | "warn" | "info" | "verbose", message: string) => post({ type: "log", level, message });
 
   const wakeScanner = () => {
@@ -140,6 +145,11 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void): 
         const p = fdPath.path(fd);
         log("verbose", `skipped (size ${st.size} > OnAccessMaxFileSize ${s.maxFileSize}): ${p ? pathText(p) : `fd ${fd}`}`);
       }
+      return answer(fd, perm, FAN_ALLOW);
+    }
+    // onacc ops (issue 14): the opener's executable (and its parents'), then the file's path pattern.
+    if (checkExtra && extra!.skip(pid, fd, st, now)) {
+      counters.count("excluded");
       return answer(fd, perm, FAN_ALLOW);
     }
     const filter = control.pathFilter();

@@ -32,6 +32,8 @@ import { EventRing } from "./ring.ts";
 import type { EngineSettings, WorkerMessage } from "./settings.ts";
 import { TrustedProcesses, identify, type ProcessIdentity } from "./trusted-processes.ts";
 import { Watchdog } from "./watchdog.ts";
+import { usableIncludePaths } from "./marks.ts";
+import { createOps, type AgentOps } from "./ops.ts"; // onacc ops (issue 14)
 
 const WATCHDOG_INTERVAL_MS = 100;
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -66,6 +68,8 @@ export interface Agent {
   retire(): Promise<void>;
   /** Answers every pending event, closes the group, stops the Workers. Idempotent. */
   stop(): Promise<void>;
+  /** onacc ops (issue 14): ExcludeExe/ExcludePattern counts, top talkers, the self-test (ops.ts). */
+  readonly ops: AgentOps;
 }
 
 /** Shared buffers a new engine takes over from the one it replaces. */
@@ -168,6 +172,17 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     log: plan.log,
   };
   const watchdog = new Watchdog(ring, counters, group, plan.watchdogMs, errorResponse(settings));
+  // onacc ops (issue 14): shared memory for the reader and the scanner, posted with the settings.
+  const ops = createOps({
+    options: config.onaccOnly,
+    scanners: 1,
+    scansInFlight: plan.scan.inFlight,
+    prevention: plan.prevention,
+    denyOnError: plan.denyOnError,
+    rootExcluded: plan.exclusions.uids.includes(0),
+    endpoints: () => health.status(), // asked only once running: `health` exists by then
+    log,
+  });
 
   const workers: Worker[] = [];
   let running = false; // true between start-up and stop(): a Worker ending then is a failure
@@ -195,7 +210,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       w.addEventListener("close", () => {
         if (running) onFailure?.(`${name} stopped unexpectedly`);
       });
-      w.postMessage({ settings });
+      w.postMessage({ settings, ops: ops.shared }); // onacc ops: `ops`
     });
   // Undone in this order (steps run in reverse): nothing may stay waiting. The Workers are told to stop and
   // every pending open is answered (allow — as the kernel does for a closed group); the group is closed so
@@ -245,6 +260,10 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     c.up ? log.info(`clamd at ${c.endpoint} answers again (${c.reason})`) : log.warn(`clamd at ${c.endpoint} is down: ${c.reason}; retrying in the background`),
   );
   teardown.add(() => health.stop());
+  // onacc ops (issue 14): the trees the self-test checks (those the reader could watch), and its timers.
+  ops.setTrees([...usableIncludePaths(plan.marks.includePaths, plan.marks.excludePaths).usable, ...plan.marks.mountPaths]);
+  ops.start();
+  teardown.add(() => ops.stop());
   const timer = setInterval(() => {
     const n = watchdog.tick(monotonicMs());
     if (n > 0) log.warn(`${n} event(s) not answered within ${plan.watchdogMs} ms: answered by the error policy`);
@@ -290,6 +309,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     settings,
     plan,
     marks: { directories: ready.directories, mounts: ready.mounts },
+    ops,
     counters: () => counters.snapshot(),
     queueDepth: () => ring.depth(),
     oldestPendingMs: () => watchdog.oldestPendingMs(monotonicMs()),

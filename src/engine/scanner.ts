@@ -24,6 +24,7 @@ import { errorResponse, responseFor } from "./policy.ts";
 import { RateLimit, withSuppressed } from "./ratelimit.ts";
 import { EventRing, SlotFlag, SlotState } from "./ring.ts";
 import type { EngineSettings } from "./settings.ts";
+import { BACKGROUND_PID } from "./top-talkers.ts"; // onacc ops (issue 14)
 
 /** What the scanner needs from the outside world; the Worker wires the real log and actions. */
 export interface ScannerDeps {
@@ -37,6 +38,13 @@ export interface ScannerDeps {
   clamdPid?(pid: number): void;
   /** Called when no scan ran for a while, and every GC_EVERY_SCANS scans under steady load. */
   idle?(): void;
+  /** onacc ops (issue 14): top talkers: begin() when a job's scan starts, end() once answered (top-talkers.ts). */
+  talkers?: { begin(job: number, pid: number, fd: number): void; end(job: number, denied: boolean): void };
+  /**
+   * onacc ops (issue 14): true when an infected file is a registered self-test file (self-test.ts); the
+   * hook logs it, and it is neither counted as infected nor handed to found().
+   */
+  selfTest?(fd: number, path: Uint8Array | null, signatures: string[]): boolean;
 }
 
 /** Under steady load the scanner collects its garbage this often (see the Worker's idle()). */
@@ -179,6 +187,7 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
     // Network and FUSE files get no stat here (it may hang on a dead server) and are never cached.
     job.statOk = job.local && fstat.stat(job.fd, job.before) === 0;
     job.flushGen = control.flushGeneration();
+    deps.talkers?.begin(job.index, ring.pid(slot), job.fd); // onacc ops (issue 14)
     submit(job, ring.enqueued(slot) + s.scan.deadlineMs);
   };
 
@@ -212,6 +221,7 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
     job.path = pathBuf.slice(0, n);
     job.flushGen = control.flushGeneration();
     backgroundInFlight++;
+    deps.talkers?.begin(job.index, BACKGROUND_PID, fd); // onacc ops (issue 14)
     submit(job, monotonicMs() + s.scan.deadlineMs);
   };
 
@@ -237,7 +247,10 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
           deps.verbose(`verdict arrived after the deadline (${Math.round(monotonicMs() - ring.enqueued(job.slot))} ms): already answered by the error policy`);
         }
       }
+      deps.talkers?.end(job.index, job.perm && response === FAN_DENY); // onacc ops (issue 14)
       if (outcome.ok && outcome.verdict.kind === "infected") {
+        // onacc ops (issue 14): a registered self-test file is denied above like any other, but not reported.
+        if (deps.selfTest?.(job.fd, job.path ?? fdPath.path(job.fd), outcome.verdict.signatures)) return done(job, null);
         counters.count("infected");
         // --allmatch: the open is answered already; ask for every signature before logging and acting.
         if (s.scan.listAllSignatures && startListing(job, outcome.verdict.signatures)) return;

@@ -1,7 +1,8 @@
 // Top talkers: which executables and which directories cause the scans, how long openers waited on them
 // and how many were denied, over the last few minutes, in bounded memory. Each scanner thread owns one
-// region of a SharedArrayBuffer (no two writers ever touch the same bytes); the main thread merges the
-// regions for `onacc status --top` and the metrics.
+// region of a SharedArrayBuffer (no two writers ever touch the same bytes; the engine has one scanner
+// thread, with many scans in flight); the main thread merges the regions for `onacc status --top` and the
+// metrics.
 //
 // A region holds one bucket per minute (a ring of BUCKETS); a bucket holds, per kind, a space-saving
 // table of ENTRIES keys: a key not in a full table replaces the one with the fewest scans and inherits
@@ -66,44 +67,61 @@ function fnv1a(b: Uint8Array, start: number, len: number): number {
 const enc = new TextEncoder();
 const NOT_VISIBLE = enc.encode("(not visible: another PID namespace)");
 const EXITED = enc.encode("(exited before the scan)");
+/** A background scan (extra scanning): onacc opened the file itself. */
+export const BACKGROUND = enc.encode("(onacc: extra scanning)");
 const NO_PATH = enc.encode("(no path)");
 
 /**
- * A scanner thread's recorder: begin() before the scan, while a permission event's opener still waits
- * (its executable can be read then), end() once the event is answered. Two readlinks of /proc and a few
- * dozen comparisons per scan; nothing allocated.
+ * The scanner thread's recorder, for many scans in flight at once. begin() runs when a scan starts, while a
+ * permission event's opener still waits (its executable can be read then): it counts the scan for its
+ * executable and directory at once and keeps, per job, only where: the two entries, their keys' hashes
+ * and the minute. end() adds the waiting time and the denial to those entries if they still hold the same
+ * keys (a busier key may have taken an entry meanwhile: the time then counts in the totals only). Two
+ * readlinks of /proc and a few dozen comparisons per scan; nothing allocated.
  */
 export class TalkerRecorder {
   private readonly r: _Region;
   private readonly exeLink = new ProcLink();
   private readonly fdLink = new ProcLink();
-  private exe: Uint8Array = EXITED;
-  private exeLen = 0;
-  private dir: Uint8Array = NO_PATH;
-  private dirLen = 0;
-  private t0 = 0;
+  // Per job: [exe entry, dir entry], [exe hash, dir hash], minute, start time.
+  private readonly entries: Int32Array;
+  private readonly hashes: Int32Array;
+  private readonly minutes: Float64Array;
+  private readonly started: Float64Array;
 
-  /** `clock`: CLOCK_MONOTONIC in ms, the same in every thread (tests pass their own). */
-  constructor(sab: SharedArrayBuffer, index: number, private readonly clock: () => number = monotonicMs) {
+  /**
+   * `jobs`: scans in flight at most (job indexes 0..jobs-1). `clock`: CLOCK_MONOTONIC in ms, the same in
+   * every thread (tests pass their own).
+   */
+  constructor(sab: SharedArrayBuffer, index: number, jobs: number, private readonly clock: () => number = monotonicMs) {
     this.r = new _Region(sab, index * REGION_BYTES);
+    this.entries = new Int32Array(jobs * 2).fill(-1);
+    this.hashes = new Int32Array(jobs * 2);
+    this.minutes = new Float64Array(jobs).fill(-1);
+    this.started = new Float64Array(jobs);
   }
 
-  begin(pid: number, fd: number): void {
-    this.t0 = this.clock();
-    const n = pid > 0 ? this.exeLink.exePath(pid) : -1;
-    this.exe = n > 0 ? this.exeLink.bytes : pid > 0 ? EXITED : NOT_VISIBLE;
-    this.exeLen = n > 0 ? n : this.exe.length;
+  /** A scan starts for `job`: the opener `pid` (0: not visible; BACKGROUND: onacc's own) and the event's `fd`. */
+  begin(job: number, pid: number, fd: number): void {
+    const now = this.clock();
+    this.started[job] = now;
+    let exe: Uint8Array;
+    let exeLen: number;
+    if (pid === BACKGROUND_PID) {
+      exe = BACKGROUND;
+      exeLen = BACKGROUND.length;
+    } else {
+      const n = pid > 0 ? this.exeLink.exePath(pid) : -1;
+      exe = n > 0 ? this.exeLink.bytes : pid > 0 ? EXITED : NOT_VISIBLE;
+      exeLen = n > 0 ? n : exe.length;
+    }
     let m = this.fdLink.fdPath(fd);
     const b = this.fdLink.bytes;
     while (m > 0 && b[m - 1] !== 0x2f) m--; // the directory: up to the last "/"
     if (m > 1) m--; // without that "/", except for "/" itself
-    this.dir = m > 0 ? b : NO_PATH;
-    this.dirLen = m > 0 ? m : NO_PATH.length;
-  }
+    const dir = m > 0 ? b : NO_PATH;
+    const dirLen = m > 0 ? m : NO_PATH.length;
 
-  end(denied: boolean): void {
-    const now = this.clock();
-    const ms = Math.max(0, now - this.t0);
     const minute = Math.floor(now / MINUTE_MS);
     const bucket = minute % BUCKETS;
     const r = this.r;
@@ -114,18 +132,41 @@ export class TalkerRecorder {
       const first = bucket * KINDS * ENTRIES;
       r.nums.fill(0, first * ENTRY_F, (first + KINDS * ENTRIES) * ENTRY_F);
     }
-    const t = bucket * TOTAL_F;
-    r.totals[t]! += 1;
-    r.totals[t + 1]! += ms;
-    if (denied) r.totals[t + 2]! += 1;
-    this._add((bucket * KINDS + 0) * ENTRIES, this.exe, this.exeLen, ms, denied);
-    this._add((bucket * KINDS + 1) * ENTRIES, this.dir, this.dirLen, ms, denied);
+    r.totals[bucket * TOTAL_F]! += 1;
+    this.entries[2 * job] = this._count((bucket * KINDS + 0) * ENTRIES, exe, exeLen);
+    this.hashes[2 * job] = _lastHash;
+    this.entries[2 * job + 1] = this._count((bucket * KINDS + 1) * ENTRIES, dir, dirLen);
+    this.hashes[2 * job + 1] = _lastHash;
+    this.minutes[job] = minute;
     Atomics.add(r.hdr, 0, 1);
   }
 
-  private _add(first: number, key: Uint8Array, len: number, ms: number, denied: boolean): void {
+  /** The scan of `job` is answered (`denied`: its open was refused). */
+  end(job: number, denied: boolean): void {
+    const minute = this.minutes[job]!;
+    if (minute < 0) return;
+    this.minutes[job] = -1;
+    const ms = Math.max(0, this.clock() - this.started[job]!);
+    const bucket = minute % BUCKETS;
+    const r = this.r;
+    if (r.hdr[1 + bucket] !== minute) return; // the bucket went round meanwhile (a scan of over five minutes)
+    Atomics.add(r.hdr, 0, 1);
+    r.totals[bucket * TOTAL_F + 1]! += ms;
+    if (denied) r.totals[bucket * TOTAL_F + 2]! += 1;
+    for (let k = 0; k < 2; k++) {
+      const e = this.entries[2 * job + k]!;
+      if (e < 0 || r.meta[e * 2] !== this.hashes[2 * job + k] || r.nums[e * ENTRY_F] === 0) continue;
+      r.nums[e * ENTRY_F + 2]! += ms;
+      if (denied) r.nums[e * ENTRY_F + 3]! += 1;
+    }
+    Atomics.add(r.hdr, 0, 1);
+  }
+
+  /** Counts one scan for the key in the table starting at `first`; returns its entry (hash in _lastHash). */
+  private _count(first: number, key: Uint8Array, len: number): number {
     const r = this.r;
     const hash = fnv1a(key, 0, len);
+    _lastHash = hash;
     const stored = Math.min(len, KEY_BYTES);
     let min = -1;
     let minCount = Infinity;
@@ -140,9 +181,7 @@ export class TalkerRecorder {
       }
       if (r.meta[e * 2] === hash && r.meta[e * 2 + 1] === len && _sameKey(r.keys, e * KEY_BYTES, key, stored)) {
         r.nums[e * ENTRY_F] = count + 1;
-        r.nums[e * ENTRY_F + 2]! += ms;
-        if (denied) r.nums[e * ENTRY_F + 3]! += 1;
-        return;
+        return e;
       }
       if (count < minCount) {
         min = e;
@@ -153,13 +192,18 @@ export class TalkerRecorder {
     const n = min * ENTRY_F;
     r.nums[n] = minCount + 1;
     r.nums[n + 1] = minCount;
-    r.nums[n + 2] = ms;
-    r.nums[n + 3] = denied ? 1 : 0;
+    r.nums[n + 2] = 0;
+    r.nums[n + 3] = 0;
     r.meta[min * 2] = hash;
     r.meta[min * 2 + 1] = len;
     for (let i = 0; i < stored; i++) r.keys[min * KEY_BYTES + i] = key[i]!;
+    return min;
   }
 }
+
+/** The `pid` begin() takes for a background scan (no opener: onacc opened the file itself). */
+export const BACKGROUND_PID = -1;
+let _lastHash = 0;
 
 function _sameKey(keys: Uint8Array, at: number, key: Uint8Array, len: number): boolean {
   for (let i = 0; i < len; i++) if (keys[at + i] !== key[i]) return false;
