@@ -115,7 +115,12 @@ async function _test(tree: string, b: SelfTestBegin, o: CheckOptions, query: Non
     // O_EXCL: never an existing file, never through a symlink planted at that name.
     fh = await within(open(a.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600), timeoutMs, "creating the test file");
   } catch (err) {
-    a.problem = `cannot create a test file ${a.path}: ${reason(err)}`;
+    // O_CREAT makes the file before the permission check: a denied open leaves it, empty, behind.
+    if (reason(err) === "EPERM") _removeEmpty(a.path);
+    a.problem =
+      reason(err) === "EPERM"
+        ? `${a.path}: even creating the (empty) test file was denied: onacc's error policy denies what it cannot scan (is clamd answering?)`
+        : `cannot create a test file ${a.path}: ${reason(err)}`;
     return a;
   }
   try {
@@ -150,6 +155,16 @@ function _cleanUp(a: _Attempt): void {
     if (lstatSync(a.path).ino === a.ino) unlinkSync(a.path);
   } catch {
     /* gone already */
+  }
+}
+
+/** Removes the empty, root-owned file a denied O_CREAT open left at this check's own (nonce) name. */
+function _removeEmpty(path: string): void {
+  try {
+    const st = lstatSync(path);
+    if (st.isFile() && st.size === 0 && st.uid === 0) unlinkSync(path);
+  } catch {
+    /* nothing there */
   }
 }
 
