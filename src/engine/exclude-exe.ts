@@ -173,16 +173,17 @@ export class ExeMatcher {
     let start: number;
     let ppid: number;
     try {
-      if (!this.proc.readExe(h) || !this.proc.readStat(h)) return -1;
+      if (!this.proc.readExe(h)) return -1;
       dev = this.proc.exe.dev;
       ino = this.proc.exe.ino;
+      const own = this.table.find(dev, ino);
+      if (own >= 0) return own;
+      if (!this.proc.readStat(h)) return -1;
       start = this.proc.startTime;
       ppid = this.proc.ppid;
     } finally {
       this.proc.close(h);
     }
-    const own = this.table.find(dev, ino);
-    if (own >= 0) return own;
 
     const gen = this.table.generation();
     if (gen !== this.cacheGeneration) {
