@@ -2,12 +2,13 @@
 // through, what it does not (a copy of the excluded program, a child without ExcludeExeChildren), folders
 // created after start, and the per-rule counts in `onacc status`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BINARY, disposeAgent, startAgent, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { EICAR } from "../fixtures/signatures.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
+import { copyProgram, programDir, readOutcome as run } from "../fixtures/programs.ts";
 
 let clamd: TestClamd;
 let mount: TestMount;
@@ -18,8 +19,7 @@ let bin = "";
 beforeAll(async () => {
   clamd = await startClamd();
   mount = mountTmpfs();
-  bin = mkdtempSync("/tmp/onacc-exe-");
-  chmodSync(bin, 0o755);
+  bin = programDir();
 });
 afterAll(async () => {
   await disposeAgent(agent);
@@ -28,22 +28,7 @@ afterAll(async () => {
   rmSync(bin, { recursive: true, force: true });
 });
 
-/** A copy of a system program under `name` in the test's bin directory. */
-function program(from: string, name: string): string {
-  const to = join(bin, name);
-  copyFileSync(Bun.which(from)!, to);
-  chmodSync(to, 0o755);
-  return to;
-}
-
-/** Runs `argv` (which opens a file) with a time bound: "ok", "EPERM", or what else happened. */
-function run(argv: string[]): string {
-  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "pipe", timeout: 15_000, killSignal: "SIGKILL" });
-  if (r.exitCode === 0) return "ok";
-  const err = r.stderr.toString();
-  if (r.signalCode || r.exitCode === null) return "TIMEOUT";
-  return /Operation not permitted/.test(err) ? "EPERM" : err.trim() || `exit ${r.exitCode}`;
-}
+const program = (from: string, name: string) => copyProgram(bin, from, name);
 
 async function statusJson(a: RunningAgent): Promise<any> {
   const r = Bun.spawnSync([BINARY, "status", "--json", `--status-socket=${a.statusSocket}`], { timeout: 15_000 });
@@ -106,6 +91,17 @@ describe("ExcludeExe", () => {
       Bun.spawnSync(["mv", fresh, reader]);
       await agent!.waitFor(/ExcludeExe "[^"]*upgraded-reader": replaced \(a new inode\)/, 10_000);
       expect(run([reader, eicar])).toBe("ok");
+    });
+  });
+
+  test("a script, and a path that does not exist, are named in a warning: neither can match", async () => {
+    const script = join(bin, "backup.sh");
+    writeFileSync(script, "#!/bin/sh\ncat \"$1\"\n", { mode: 0o755 });
+    const missing = join(bin, "not-installed-yet");
+    await withAgent(() => [`ExcludeExe ${script}`, `ExcludeExe ${missing}`], async (dir) => {
+      await agent!.waitFor(`ExcludeExe "${script}" is a script (#!): its processes run the interpreter named on its first line, so this rule never matches`);
+      await agent!.waitFor(`ExcludeExe "${missing}": not found, or not a regular file: nothing is excluded for it until it appears`);
+      expect(run([script, join(dir, "eicar.com")])).toBe("EPERM");
     });
   });
 });

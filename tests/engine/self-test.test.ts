@@ -39,6 +39,17 @@ function createProbe(path: string): void {
   closeSync(openSync(path, "wx", 0o600));
 }
 
+/** A service with one check begun and its test file created and registered in a fresh tree. */
+function registeredProbe() {
+  const tree = freshTree();
+  const s = service(tree);
+  const b = s.st.begin();
+  const path = join(tree, b.probeName);
+  createProbe(path);
+  s.st.probe(b.nonce, path);
+  return { ...s, tree, b, path };
+}
+
 describe("SelfTest", () => {
   test("a registered test file is known to the scanners, then removed by end(); a file only named like it is not", () => {
     const tree = freshTree();
@@ -66,12 +77,7 @@ describe("SelfTest", () => {
   });
 
   test("a test file stays known for the grace period after the check ends, then not at all", () => {
-    const tree = freshTree();
-    const { st, registry, advance } = service(tree);
-    const b = st.begin();
-    const path = join(tree, b.probeName);
-    createProbe(path);
-    st.probe(b.nonce, path);
+    const { st, registry, advance, b, path } = registeredProbe();
     const fd = openSync(path, "r"); // a scan still holding the file when the check ends
     const check = new ProbeCheck(registry.sab);
     st.end(b.nonce);
@@ -114,12 +120,7 @@ describe("SelfTest", () => {
   });
 
   test("an abandoned check's test files are unregistered and removed by the sweep", () => {
-    const tree = freshTree();
-    const { st, registry, advance } = service(tree);
-    const b = st.begin();
-    const path = join(tree, b.probeName);
-    createProbe(path);
-    st.probe(b.nonce, path);
+    const { st, registry, advance, b, path } = registeredProbe();
     advance(SELF_TEST_TTL_MS + 1);
     st.sweep();
     expect(existsSync(path)).toBe(false);

@@ -3,12 +3,13 @@
 // it, an opener onacc cannot see; a directory named like an excluded file, a path one level deeper than a
 // pattern says, a symlink at an excluded path, a bind mount over one in a user namespace of their own.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BINARY, disposeAgent, startAgent, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { EICAR } from "../fixtures/signatures.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
+import { copyProgram, programDir, readOutcome } from "../fixtures/programs.ts";
 import { ATTACKER_UID, asAttacker, run } from "./helpers.ts";
 
 let clamd: TestClamd;
@@ -22,8 +23,7 @@ let home = "";
 beforeAll(async () => {
   clamd = await startClamd();
   mount = mountTmpfs();
-  bin = mkdtempSync("/tmp/onacc-exe-");
-  chmodSync(bin, 0o755);
+  bin = programDir();
   home = mkdtempSync("/tmp/onacc-attacker-");
   chownSync(home, ATTACKER_UID, ATTACKER_UID);
 });
@@ -35,19 +35,7 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-function program(from: string, name: string): string {
-  const to = join(bin, name);
-  copyFileSync(Bun.which(from)!, to);
-  chmodSync(to, 0o755);
-  return to;
-}
-
-/** "ok", "EPERM", or what else happened, for a command that reads a file. */
-function outcome(r: { code: number | null; stderr: string }): string {
-  if (r.code === 0) return "ok";
-  if (r.code === null) return "TIMEOUT";
-  return /Operation not permitted/.test(r.stderr) ? "EPERM" : r.stderr.trim() || `exit ${r.code}`;
-}
+const program = (from: string, name: string) => copyProgram(bin, from, name);
 
 async function withAgent(config: (dir: string) => string[], prepare: (dir: string) => void, body: (dir: string) => Promise<void> | void, prefix?: string[]) {
   const dir = join(mount.path, `case-${Math.random().toString(36).slice(2)}`);
@@ -74,11 +62,11 @@ describe("ExcludeExe cannot be claimed by name", () => {
     await withAgent(() => [`ExcludeExe ${reader}`], () => {}, (dir) => {
       const mine = join(home, "backup-reader"); // same file name, so the same comm
       expect(run(asAttacker(["cp", reader, mine])).code).toBe(0);
-      expect(outcome(run(asAttacker([mine, join(dir, "eicar.com")])))).toBe("EPERM");
+      expect(readOutcome(asAttacker([mine, join(dir, "eicar.com")]))).toBe("EPERM");
       // argv[0] set to the excluded path changes nothing either.
-      expect(outcome(run(asAttacker(["bash", "-c", `exec -a '${reader}' '${mine}' '${join(dir, "eicar.com")}'`])))).toBe("EPERM");
+      expect(readOutcome(asAttacker(["bash", "-c", `exec -a '${reader}' '${mine}' '${join(dir, "eicar.com")}'`]))).toBe("EPERM");
       // The real program, run by the attacker, is what the operator excluded.
-      expect(outcome(run(asAttacker([reader, join(dir, "eicar.com")])))).toBe("ok");
+      expect(readOutcome(asAttacker([reader, join(dir, "eicar.com")]))).toBe("ok");
     });
   });
 
@@ -93,7 +81,7 @@ describe("ExcludeExe cannot be claimed by name", () => {
   test("without ExcludeExeChildren, a program the excluded one starts is scanned", async () => {
     const shell = program("bash", "backup-shell");
     await withAgent(() => [`ExcludeExe ${shell}`], () => {}, (dir) => {
-      expect(outcome(run(asAttacker([shell, "-c", `cat '${join(dir, "eicar.com")}' >/dev/null; exit $?`])))).toBe("EPERM");
+      expect(readOutcome(asAttacker([shell, "-c", `cat '${join(dir, "eicar.com")}' >/dev/null; exit $?`]))).toBe("EPERM");
     });
   });
 
@@ -126,7 +114,7 @@ describe("ExcludeExe cannot be claimed by name", () => {
       () => [`ExcludeExe ${reader}`, "ExcludeExeChildren yes"],
       () => {},
       (dir) => {
-        expect(outcome(run([reader, join(dir, "eicar.com")]))).toBe("EPERM");
+        expect(readOutcome([reader, join(dir, "eicar.com")])).toBe("EPERM");
       },
       ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM"],
     );
@@ -140,9 +128,9 @@ describe("ExcludePattern matches no more than it says", () => {
       writeFileSync(join(dir, "x.log", "evil"), EICAR);
       writeFileSync(join(dir, "x.log", "evil.log"), EICAR);
     }, (dir) => {
-      expect(outcome(run(asAttacker(["cat", join(dir, "x.log", "evil")])))).toBe("EPERM");
+      expect(readOutcome(asAttacker(["cat", join(dir, "x.log", "evil")]))).toBe("EPERM");
       // A file named *.log is excluded wherever it is: that is what the operator wrote.
-      expect(outcome(run(asAttacker(["cat", join(dir, "x.log", "evil.log")])))).toBe("ok");
+      expect(readOutcome(asAttacker(["cat", join(dir, "x.log", "evil.log")]))).toBe("ok");
     });
   });
 
@@ -153,9 +141,9 @@ describe("ExcludePattern matches no more than it says", () => {
       writeFileSync(join(dir, "srv/a/cachex/x"), EICAR);
       writeFileSync(join(dir, "srv/a/cache/x"), EICAR);
     }, (dir) => {
-      expect(outcome(run(asAttacker(["cat", join(dir, "srv/a/b/cache/x")])))).toBe("EPERM");
-      expect(outcome(run(asAttacker(["cat", join(dir, "srv/a/cachex/x")])))).toBe("EPERM");
-      expect(outcome(run(asAttacker(["cat", join(dir, "srv/a/cache/x")])))).toBe("ok");
+      expect(readOutcome(asAttacker(["cat", join(dir, "srv/a/b/cache/x")]))).toBe("EPERM");
+      expect(readOutcome(asAttacker(["cat", join(dir, "srv/a/cachex/x")]))).toBe("EPERM");
+      expect(readOutcome(asAttacker(["cat", join(dir, "srv/a/cache/x")]))).toBe("ok");
     });
   });
 
@@ -164,7 +152,7 @@ describe("ExcludePattern matches no more than it says", () => {
       mkdirSync(join(dir, "srv/a/cache"), { recursive: true });
       symlinkSync(join(dir, "eicar.com"), join(dir, "srv/a/cache/link"));
     }, (dir) => {
-      expect(outcome(run(asAttacker(["cat", join(dir, "srv/a/cache/link")])))).toBe("EPERM");
+      expect(readOutcome(asAttacker(["cat", join(dir, "srv/a/cache/link")]))).toBe("EPERM");
     });
   });
 
@@ -175,11 +163,10 @@ describe("ExcludePattern matches no more than it says", () => {
     }, (dir) => {
       const target = join(dir, "srv/a/cache/x");
       // In the attacker's namespace the malware's path reads as the excluded one, also to onacc's /proc.
-      const r = run(asAttacker(["unshare", "-Urm", "sh", "-c", `mount --bind '${join(dir, "eicar.com")}' '${target}' && cat '${target}' > /dev/null`]));
-      expect(outcome(r)).toBe("EPERM");
+      expect(readOutcome(asAttacker(["unshare", "-Urm", "sh", "-c", `mount --bind '${join(dir, "eicar.com")}' '${target}' && cat '${target}' > /dev/null`]))).toBe("EPERM");
       expect(exclusionCounts(agent!)).toEqual([{ rule: `ExcludePattern ${dir}/srv/*/cache/**`, skipped: 0, refused: 1 }]);
       // The excluded file itself, opened the ordinary way, is still excluded.
-      expect(outcome(run(asAttacker(["cat", target])))).toBe("ok");
+      expect(readOutcome(asAttacker(["cat", target]))).toBe("ok");
     });
   });
 });

@@ -1,13 +1,14 @@
 // `onacc status --top` and the metrics against dist/onacc, a real clamd and real fanotify: the process
 // that made the scans, and the directory they were in, come out on top.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freeTcpPort } from "../fixtures/clamd.ts";
 import { BINARY, disposeAgent, startAgent, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { EICAR } from "../fixtures/signatures.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
+import { copyProgram, programDir } from "../fixtures/programs.ts";
 
 let clamd: TestClamd;
 let mount: TestMount;
@@ -17,8 +18,7 @@ let bin = "";
 beforeAll(async () => {
   clamd = await startClamd();
   mount = mountTmpfs();
-  bin = mkdtempSync("/tmp/onacc-exe-");
-  chmodSync(bin, 0o755);
+  bin = programDir();
 });
 afterAll(async () => {
   await disposeAgent(agent);
@@ -35,9 +35,7 @@ test("onacc status --top names the program and the folder that caused the scans;
   for (let i = 0; i < 30; i++) writeFileSync(join(hot, `f${i}.txt`), `clean file ${i}\n`);
   writeFileSync(join(hot, "eicar.com"), EICAR);
   writeFileSync(join(dir, "cold", "one.txt"), "clean\n");
-  const noisy = join(bin, "noisy-indexer");
-  copyFileSync(Bun.which("cat")!, noisy);
-  chmodSync(noisy, 0o755);
+  const noisy = copyProgram(bin, "cat", "noisy-indexer");
   const port = await freeTcpPort();
   agent = await startAgent({
     clamd,
