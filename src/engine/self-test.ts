@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { fstatSync, lstatSync, type BigIntStats } from "node:fs";
 import { basename, dirname, posix } from "node:path";
-import { closeFd, openParentNoSymlinks, unlinkAt } from "../../ffi/fs.ts";
+import { AT_STATX_DONT_SYNC, Fstat, closeFd, emptyStat, openParentNoSymlinks, unlinkAt } from "../../ffi/fs.ts";
 import type { EndpointHealth, SelfTestBegin, SelfTestHandler, SelfTestProbeResult } from "../status/types.ts";
 
 /** Test files registered at once (all checks together). */
@@ -79,6 +79,20 @@ export class ProbeRegistry {
     Atomics.store(this.ints, slot, FREE);
   }
 
+  /** Scanner: is any test file registered (or in its grace period)? */
+  any(): boolean {
+    for (let i = 0; i < MAX_PROBES; i++) if (Atomics.load(this.ints, i) !== FREE) return true;
+    return false;
+  }
+
+  /** Scanner: could (dev, ino) be a registered test file? The birth time decides (detected()). */
+  has(dev: number, ino: number): boolean {
+    for (let i = 0; i < MAX_PROBES; i++) {
+      if (Atomics.load(this.ints, i) !== FREE && this.ids[i * ID_WORDS] === dev && this.ids[i * ID_WORDS + 1] === ino) return true;
+    }
+    return false;
+  }
+
   /** Scanner: true (and counted) when the file is a registered test file. */
   detected(id: ProbeIdentity): boolean {
     for (let i = 0; i < MAX_PROBES; i++) {
@@ -97,11 +111,19 @@ export class ProbeRegistry {
 /** Scanner side of the registry, for the scanner loop's self-test hook (asked about infected files only). */
 export class ProbeCheck {
   private readonly registry: ProbeRegistry;
+  private readonly fstat = new Fstat();
+  private readonly st = emptyStat();
   constructor(sab: SharedArrayBuffer) {
     this.registry = ProbeRegistry.attach(sab);
   }
-  /** True when the file behind `fd` is a registered test file (its detection is then counted). */
+  /**
+   * True when the file behind `fd` is a registered test file (its detection is then counted). Costs nothing
+   * outside a check; a full stat (for the birth time) only for a file on a test file's device and inode, so
+   * an infected file on a stalled network or FUSE file system never makes a scanner wait here.
+   */
   isProbe(fd: number): boolean {
+    if (!this.registry.any()) return false;
+    if (this.fstat.stat(fd, this.st, AT_STATX_DONT_SYNC) !== 0 || !this.registry.has(this.st.dev, this.st.ino)) return false;
     let st: BigIntStats;
     try {
       st = fstatSync(fd, { bigint: true });
