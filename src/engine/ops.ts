@@ -11,6 +11,18 @@ import { createTopTalkers, readTopTalkers } from "./top-talkers.ts";
 
 /** How often the configured executables are stat()ed again (a package upgrade gives a binary a new inode). */
 export const EXE_RESOLVE_INTERVAL_MS = 2000;
+/** Top-talker buffers of earlier engines (reloads) still read: their minutes may be in the window. */
+const TALKER_HISTORY = 3;
+
+/** What a reload's new engine takes over from the one it replaces. */
+export interface OpsCarried {
+  /** Top-talker buffers, this engine's first: read, never written, by the new one. */
+  talkers: SharedArrayBuffer[];
+  /** Each rule's counts so far, by rule text: a rule kept over the reload keeps counting on. */
+  counts: ExclusionCount[];
+  /** The self-test service with the checks in progress and its registry. */
+  selfTest: SelfTest;
+}
 
 /** What the Workers receive, next to the EngineSettings. */
 export interface OpsShared {
@@ -30,12 +42,15 @@ export interface OpsStatus {
 export interface AgentOps {
   readonly shared: OpsShared;
   readonly selfTest: SelfTestHandler;
+  /** For a reload's new engine (runtime.ts Carried). */
+  carried(): OpsCarried;
   /** The status snapshot's additions. */
   status(): OpsStatus;
   /** The trees actually protected, once the marks are placed. */
   setTrees(trees: readonly string[]): void;
   /** Starts the timers: ExcludeExe re-resolution and the self-test's sweep. */
   start(): void;
+  /** Stops the timers; lets go of the self-test service (stopped when no engine holds it). Idempotent. */
   stop(): void;
 }
 
@@ -53,36 +68,52 @@ export interface OpsOptions {
   log: { warn(message: string): void; info(message: string): void; verbose(message: string): void };
 }
 
-export function createOps(o: OpsOptions): AgentOps {
+export function createOps(o: OpsOptions, carried?: OpsCarried): AgentOps {
   const ex = createExtraExclusions({ excludeExe: o.options.excludeExe, children: o.options.excludeExeChildren, patterns: o.options.excludePatterns });
+  // Each engine writes a buffer of its own: during a reload the old scanner still finishes its scans.
   const talkers = createTopTalkers(o.scanners);
-  const registry = ProbeRegistry.create();
+  const readTalkers = [talkers, ...(carried?.talkers ?? [])].slice(0, TALKER_HISTORY);
+  const countedBefore = new Map((carried?.counts ?? []).map((c) => [c.rule, c]));
   let trees: string[] = [];
-  const selfTest = new SelfTest({
-    registry,
+  const context = {
     trees: () => trees,
     prevention: o.prevention,
     denyOnError: o.denyOnError,
     rootExcluded: o.rootExcluded,
     endpoints: o.endpoints,
     log: o.log,
-  });
+  };
+  // Taken over from the engine a reload replaces: its checks in progress keep their files known. The new
+  // engine's facts apply once it runs (start()): a refused reload leaves the old one's in force.
+  const selfTest = carried?.selfTest ?? new SelfTest({ ...context, registry: ProbeRegistry.create() });
+  selfTest.acquire();
+  let released = false;
   if (ex.table) reportExeChanges(ex.table.resolve(), o.log, true);
   if (o.options.excludeExeChildren && !ex.table) o.log.warn("ExcludeExeChildren yes has no effect without ExcludeExe");
   let timer: ReturnType<typeof setInterval> | undefined;
 
+  const exclusions = (): ExclusionCount[] =>
+    ex.rules.map((r, i) => {
+      const rule = `${r.option} ${r.value}`;
+      const now = ex.counts.read(i);
+      const before = countedBefore.get(rule);
+      return { rule, skipped: now.skipped + (before?.skipped ?? 0), refused: now.refused + (before?.refused ?? 0) };
+    });
+
   return {
-    shared: { exclusions: ex.shared, talkers, probes: registry.sab },
+    shared: { exclusions: ex.shared, talkers, probes: selfTest.registry.sab },
     selfTest,
+    carried: () => ({ talkers: readTalkers, counts: exclusions(), selfTest }),
     status: () => ({
       protectedTrees: [...trees],
-      exclusions: ex.rules.map((r, i) => ({ rule: `${r.option} ${r.value}`, ...ex.counts.read(i) })),
-      top: readTopTalkers(talkers, o.scanners),
+      exclusions: exclusions(),
+      top: readTopTalkers(readTalkers),
     }),
     setTrees(t) {
       trees = [...t];
     },
     start() {
+      selfTest.retarget(context);
       selfTest.start();
       if (ex.table && !timer) {
         const table = ex.table;
@@ -93,7 +124,8 @@ export function createOps(o: OpsOptions): AgentOps {
     stop() {
       clearInterval(timer);
       timer = undefined;
-      selfTest.stop();
+      if (!released) selfTest.release();
+      released = true;
     },
   };
 }

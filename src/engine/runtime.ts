@@ -33,7 +33,7 @@ import type { EngineSettings, WorkerMessage } from "./settings.ts";
 import { TrustedProcesses, identify, type ProcessIdentity } from "./trusted-processes.ts";
 import { Watchdog } from "./watchdog.ts";
 import { usableIncludePaths } from "./marks.ts";
-import { createOps, type AgentOps } from "./ops.ts"; // onacc ops (issue 14)
+import { createOps, type AgentOps, type OpsCarried } from "./ops.ts"; // onacc ops (issue 14)
 
 const WATCHDOG_INTERVAL_MS = 100;
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -78,6 +78,8 @@ export interface Carried {
   latency: SharedArrayBuffer;
   /** The verdict cache, with the clamd endpoints its verdicts came from. */
   userCache?: { buffers: import("./cache.ts").CacheBuffers; endpoints: string };
+  /** onacc ops (issue 14): rule counts, top-talker buffers, the self-test with its checks in progress. */
+  ops?: OpsCarried;
 }
 
 /** Undo steps, run once in reverse order. */
@@ -180,9 +182,10 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     prevention: plan.prevention,
     denyOnError: plan.denyOnError,
     rootExcluded: plan.exclusions.uids.includes(0),
-    endpoints: () => health.status(), // asked only once running: `health` exists by then
+    endpoints: () => health.status(), // asked only once running (ops.start()): `health` exists by then
     log,
-  });
+  }, carried?.ops);
+  teardown.add(() => ops.stop());
 
   const workers: Worker[] = [];
   let running = false; // true between start-up and stop(): a Worker ending then is a failure
@@ -263,7 +266,6 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
   // onacc ops (issue 14): the trees the self-test checks (those the reader could watch), and its timers.
   ops.setTrees([...usableIncludePaths(plan.marks.includePaths, plan.marks.excludePaths).usable, ...plan.marks.mountPaths]);
   ops.start();
-  teardown.add(() => ops.stop());
   const timer = setInterval(() => {
     const n = watchdog.tick(monotonicMs());
     if (n > 0) log.warn(`${n} event(s) not answered within ${plan.watchdogMs} ms: answered by the error policy`);
@@ -328,6 +330,7 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
       counters: counters.sab,
       latency: latency.buffer,
       ...(userCache ? { userCache: { buffers: userCache.buffers, endpoints: endpointsKey } } : {}),
+      ops: ops.carried(), // onacc ops (issue 14)
     }),
     async retire() {
       running = false;

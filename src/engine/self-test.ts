@@ -157,16 +157,39 @@ interface _Session {
   probes: _Probe[];
 }
 
-/** The main thread's self-test service, behind the status socket's selftest-* commands. */
+/**
+ * The main thread's self-test service, behind the status socket's selftest-* commands. A reload's new
+ * engine takes it over with its checks in progress (their files must stay known); each engine holds it
+ * with acquire() and lets go with release(): the last release stops it.
+ */
 export class SelfTest implements SelfTestHandler {
   private readonly sessions = new Map<string, _Session>();
   /** Slots of ended checks, freed once their grace period is over. */
   private retired: { slot: number; until: number }[] = [];
   private readonly now: () => number;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private holders = 0;
 
-  constructor(private readonly c: SelfTestContext) {
+  constructor(private c: SelfTestContext) {
     this.now = c.now ?? Date.now;
+  }
+
+  get registry(): ProbeRegistry {
+    return this.c.registry;
+  }
+
+  /** A new engine's facts (trees, prevention, its clamd health); the registry stays the same. */
+  retarget(c: Omit<SelfTestContext, "registry" | "now">): void {
+    this.c = { ...c, registry: this.c.registry, now: this.now };
+  }
+
+  acquire(): void {
+    this.holders++;
+  }
+
+  /** One engine lets go; the last one stops the service. */
+  release(): void {
+    if (--this.holders <= 0) this.stop();
   }
 
   /** Sweeps abandoned checks every few seconds until stop(). */

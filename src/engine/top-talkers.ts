@@ -219,21 +219,23 @@ interface _Sum {
 }
 
 /**
- * Main thread: the last WINDOW_MINUTES of every scanner's region, merged, the `limit` biggest of each kind
- * by scans. Each region is copied under its sequence word, so a scanner updating it meanwhile is never
- * read half-way (after a few retries the last copy is taken: the numbers are estimates anyway).
+ * Main thread: the last WINDOW_MINUTES of every region of every buffer (an engine replaced by a reload
+ * leaves its buffer to be read until its minutes are past), merged, the `limit` biggest of each kind by
+ * scans. Each region is copied under its sequence word, so a scanner updating it meanwhile is never read
+ * half-way (after a few retries the last copy is taken: the numbers are estimates anyway).
  */
-export function readTopTalkers(sab: SharedArrayBuffer, scanners: number, limit = 10, nowMs = monotonicMs()): TopTalkers {
+export function readTopTalkers(buffers: readonly SharedArrayBuffer[], limit = 10, nowMs = monotonicMs()): TopTalkers {
   const current = Math.floor(nowMs / MINUTE_MS);
   const kinds = [new Map<string, _Sum>(), new Map<string, _Sum>()];
   const totals = { scans: 0, scanMs: 0, denied: 0 };
   const copy = new ArrayBuffer(REGION_BYTES);
-  const live = new Int32Array(sab);
-  for (let s = 0; s < scanners; s++) {
-    const seqIndex = (s * REGION_BYTES) / 4;
+  const regions: { live: Int32Array; base: number }[] = [];
+  for (const sab of buffers) for (let base = 0; base < sab.byteLength; base += REGION_BYTES) regions.push({ live: new Int32Array(sab), base });
+  for (const { live, base } of regions) {
+    const seqIndex = base / 4;
     for (let attempt = 0; attempt < 5; attempt++) {
       const before = Atomics.load(live, seqIndex);
-      new Uint8Array(copy).set(new Uint8Array(sab, s * REGION_BYTES, REGION_BYTES));
+      new Uint8Array(copy).set(new Uint8Array(live.buffer, base, REGION_BYTES));
       if (!(before & 1) && Atomics.load(live, seqIndex) === before) break;
     }
     const r = new _Region(copy, 0);

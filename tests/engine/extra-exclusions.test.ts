@@ -2,7 +2,7 @@
 // through, what it does not (a copy of the excluded program, a child without ExcludeExeChildren), folders
 // created after start, and the per-rule counts in `onacc status`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { linkSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BINARY, disposeAgent, startAgent, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
@@ -134,5 +134,32 @@ describe("ExcludePattern", () => {
         expect(table).toMatch(/exclusions \(opens skipped without a scan\):\n\s+ExcludePattern \*\.log\s+1\n/);
       },
     );
+  });
+});
+
+describe("across a reload (SIGHUP)", () => {
+  test("counts and top talkers carry over; a pattern the reload adds takes effect", async () => {
+    const reader = program("cat", "reload-reader");
+    await withAgent(() => [`ExcludeExe ${reader}`], async (dir) => {
+      const eicar = join(dir, "eicar.com");
+      writeFileSync(join(dir, "app.log"), EICAR);
+      expect(run([reader, eicar])).toBe("ok");
+      expect(run(["cat", join(dir, "app.log")])).toBe("EPERM");
+      // Keep the file's socket and user lines, add a pattern.
+      const text = readFileSync(agent!.configFile, "utf8");
+      writeFileSync(agent!.configFile, `${text}ExcludePattern *.log\n`);
+      agent!.signal("SIGHUP");
+      await agent!.waitFor(/configuration reloaded \(SIGHUP\)/);
+      expect(run([reader, eicar])).toBe("ok");
+      expect(run(["cat", join(dir, "app.log")])).toBe("ok");
+      const s = await statusJson(agent!);
+      expect(s.exclusions).toEqual([
+        { rule: `ExcludeExe ${reader}`, skipped: 2, refused: 0 },
+        { rule: "ExcludePattern *.log", skipped: 1, refused: 0 },
+      ]);
+      // The scan of app.log before the reload (denied) is still in the window.
+      expect(s.top.scans).toBeGreaterThanOrEqual(1);
+      expect(s.top.directories[0]).toMatchObject({ name: dir, denied: 1 });
+    });
   });
 });

@@ -36,7 +36,7 @@ describe("top talkers", () => {
     for (let i = 0; i < 3; i++) scanIn(a, "busy");
     scanIn(b, "busy", { denied: true });
     scanIn(b, "quiet", { pid: 0 });
-    const t = readTopTalkers(sab, 2, 10, now);
+    const t = readTopTalkers([sab], 10, now);
     expect(t).toMatchObject({ windowMinutes: WINDOW_MINUTES, scans: 5, denied: 1 });
     expect(t.directories[0]).toMatchObject({ name: join(dir, "busy"), scans: 4, denied: 1, approximate: false });
     expect(t.directories[1]).toMatchObject({ name: join(dir, "quiet"), scans: 1 });
@@ -66,7 +66,7 @@ describe("top talkers", () => {
     rec.end(0, false); // 35 ms
     rec.end(2, false); // 25 ms
     for (const fd of [a, b, c]) closeSync(fd);
-    const t = readTopTalkers(sab, 1, 10, now);
+    const t = readTopTalkers([sab], 10, now);
     expect(t).toMatchObject({ scans: 3, scanMs: 65, denied: 1 });
     const byDir = Object.fromEntries(t.directories.map((d) => [d.name.slice(dir.length + 1), [d.scans, d.scanMs, d.denied]]));
     expect(byDir).toEqual({ "par-a": [1, 35, 0], "par-b": [1, 5, 1], "par-c": [1, 25, 0] });
@@ -74,12 +74,24 @@ describe("top talkers", () => {
     expect(byExe).toEqual({ [process.execPath]: [1, 35, 0], "(not visible: another PID namespace)": [1, 5, 1], "(onacc: extra scanning)": [1, 25, 0] });
   });
 
+  test("the buffers of an engine replaced by a reload and of its successor are read together", () => {
+    const before = createTopTalkers(1);
+    const after = createTopTalkers(1);
+    const clock = () => 60_000;
+    scanIn(new TalkerRecorder(before, 0, 4, clock), "reloaded");
+    scanIn(new TalkerRecorder(after, 0, 4, clock), "reloaded");
+    scanIn(new TalkerRecorder(after, 0, 4, clock), "reloaded");
+    const t = readTopTalkers([after, before], 10, 60_000);
+    expect(t.scans).toBe(3);
+    expect(t.directories).toEqual([expect.objectContaining({ name: join(dir, "reloaded"), scans: 3 })]);
+  });
+
   test("an opener gone before its scan is named as such, not mistaken for another process", () => {
     const sab = createTopTalkers(1);
     const rec = new TalkerRecorder(sab, 0, 4, () => 60_000);
     const gone = Bun.spawnSync(["true"]).pid;
     scanIn(rec, "x", { pid: gone });
-    expect(readTopTalkers(sab, 1, 10, 60_000).executables[0]!.name).toBe("(exited before the scan)");
+    expect(readTopTalkers([sab], 10, 60_000).executables[0]!.name).toBe("(exited before the scan)");
   });
 
   test("only the last minutes count: older buckets drop out, and a reused bucket starts empty", () => {
@@ -89,13 +101,13 @@ describe("top talkers", () => {
     scanIn(rec, "old");
     now += WINDOW_MINUTES * 60_000;
     scanIn(rec, "new");
-    const t = readTopTalkers(sab, 1, 10, now);
+    const t = readTopTalkers([sab], 10, now);
     expect(t.scans).toBe(1);
     expect(t.directories.map((d) => d.name)).toEqual([join(dir, "new")]);
     // Six minutes on, the bucket "old" used is written again: its old entries must be gone.
     now = 100 * 60_000 + 6 * 60_000;
     scanIn(rec, "again");
-    expect(readTopTalkers(sab, 1, 10, now).directories.map((d) => d.name)).toEqual([join(dir, "again"), join(dir, "new")]);
+    expect(readTopTalkers([sab], 10, now).directories.map((d) => d.name)).toEqual([join(dir, "again"), join(dir, "new")]);
   });
 
   test("memory is bounded: a flood of distinct directories cannot push out the busiest one", () => {
@@ -106,7 +118,7 @@ describe("top talkers", () => {
       scanIn(rec, "hot");
       scanIn(rec, `cold-${i}`);
     }
-    const t = readTopTalkers(sab, 1, 5, 60_000);
+    const t = readTopTalkers([sab], 5, 60_000);
     expect(sab.byteLength).toBe(sizeBefore);
     expect(t.scans).toBe(400);
     expect(t.directories[0]!.name).toBe(join(dir, "hot"));
@@ -125,7 +137,7 @@ describe("top talkers", () => {
     rec.begin(0, process.pid, fd);
     rec.end(0, false);
     closeSync(fd);
-    expect(readTopTalkers(sab, 1, 10, 60_000).directories[0]!.name).toBe(`${join(dir, "a\\nb")}\\xff`);
+    expect(readTopTalkers([sab], 10, 60_000).directories[0]!.name).toBe(`${join(dir, "a\\nb")}\\xff`);
   });
 
   test("a directory path longer than the kept key bytes is shown cut, and two of them are kept apart", () => {
@@ -135,7 +147,7 @@ describe("top talkers", () => {
     scanIn(rec, `${long}/one`);
     scanIn(rec, `${long}/two`);
     scanIn(rec, `${long}/two`);
-    const t = readTopTalkers(sab, 1, 10, 60_000);
+    const t = readTopTalkers([sab], 10, 60_000);
     expect(t.directories.length).toBe(2);
     expect(t.directories.every((d) => d.name.endsWith("…"))).toBe(true);
     expect(t.directories.map((d) => d.scans)).toEqual([2, 1]);

@@ -134,6 +134,33 @@ describe("onacc status --check", () => {
   });
 });
 
+describe("onacc status --check and a reload", () => {
+  test("a check under way when the configuration is reloaded still leaves no FOUND line and nothing in the quarantine", async () => {
+    await withAgent(["OnAccessPrevention yes"], async (trees) => {
+      const begin = await queryStatus(agent!.statusSocket, { cmd: "selftest-begin" });
+      if (!begin.ok || !("selfTest" in begin)) throw new Error("no self-test");
+      const { nonce, probeName } = begin.selfTest;
+      const probe = join(trees[0]!, probeName);
+      const fd = openSync(probe, "wx", 0o600);
+      expect(await queryStatus(agent!.statusSocket, { cmd: "selftest-probe", nonce, path: probe })).toEqual({ ok: true, registered: probe });
+      writeSync(fd, EICAR);
+      closeSync(fd);
+      agent!.signal("SIGHUP");
+      await agent!.waitFor(/configuration reloaded \(SIGHUP\)/);
+      // The new engine scans the open, and knows the test file.
+      expect(run(["cat", probe]).stderr).toMatch(/Operation not permitted/);
+      expect(await queryStatus(agent!.statusSocket, { cmd: "selftest-end", nonce })).toEqual({ ok: true, probes: [{ path: probe, detections: 1, removed: true }] });
+      await agent!.waitFor(/self-test: .*: the registered test file was detected/);
+      expect(agent!.log()).not.toContain("FOUND");
+      expect(quarantined()).toEqual([]);
+      // And a whole check after the reload passes.
+      const r = check(agent!);
+      expect(r.code).toBe(0);
+      expect(leftovers(trees)).toEqual([]);
+    });
+  });
+});
+
 describe("attacks on the self-test", () => {
   test("a file an attacker names like this check's test file is denied, logged FOUND and quarantined", async () => {
     await withAgent(["OnAccessPrevention yes"], async (trees) => {
@@ -161,6 +188,7 @@ describe("attacks on the self-test", () => {
       expect(run(asAttacker(["sh", "-c", `printf '%s' '${EICAR.toString("latin1").replace(/'/g, "'\\''")}' > '${probe}'`])).code).toBe(0);
       expect(run(asAttacker(["cat", probe])).stderr).toMatch(/Operation not permitted/);
       await agent!.waitFor(`${probe}: Onacc.Test.EICAR.UNOFFICIAL FOUND`);
+      await agent!.waitFor(/moved to[^\n]*\n[^]*moved to/);
       expect(quarantined().filter((p) => !p.includes(".onacc-vault")).length).toBe(2);
     });
   });
