@@ -63,6 +63,19 @@ function quarantined(): string[] {
   return out;
 }
 
+/** A check's first steps done by hand, as --check does them: begin, create the test file, register it, fill it. */
+async function checkByHand(a: RunningAgent, tree: string): Promise<{ nonce: string; probeName: string; probe: string }> {
+  const begin = await queryStatus(a.statusSocket, { cmd: "selftest-begin" });
+  if (!begin.ok || !("selfTest" in begin)) throw new Error("no self-test");
+  const { nonce, probeName } = begin.selfTest;
+  const probe = join(tree, probeName);
+  const fd = openSync(probe, "wx", 0o600);
+  expect(await queryStatus(a.statusSocket, { cmd: "selftest-probe", nonce, path: probe })).toEqual({ ok: true, registered: probe });
+  writeSync(fd, EICAR);
+  closeSync(fd);
+  return { nonce, probeName, probe };
+}
+
 const leftovers = (trees: string[]) => trees.flatMap((t) => readdirSync(t).filter((n) => n.startsWith(".onacc-selftest-")));
 
 describe("onacc status --check", () => {
@@ -137,14 +150,7 @@ describe("onacc status --check", () => {
 describe("onacc status --check and a reload", () => {
   test("a check under way when the configuration is reloaded still leaves no FOUND line and nothing in the quarantine", async () => {
     await withAgent(["OnAccessPrevention yes"], async (trees) => {
-      const begin = await queryStatus(agent!.statusSocket, { cmd: "selftest-begin" });
-      if (!begin.ok || !("selfTest" in begin)) throw new Error("no self-test");
-      const { nonce, probeName } = begin.selfTest;
-      const probe = join(trees[0]!, probeName);
-      const fd = openSync(probe, "wx", 0o600);
-      expect(await queryStatus(agent!.statusSocket, { cmd: "selftest-probe", nonce, path: probe })).toEqual({ ok: true, registered: probe });
-      writeSync(fd, EICAR);
-      closeSync(fd);
+      const { nonce, probeName, probe } = await checkByHand(agent!, trees[0]!);
       agent!.signal("SIGHUP");
       await agent!.waitFor(/configuration reloaded \(SIGHUP\)/);
       // The new engine scans the open, and knows the test file.
@@ -166,14 +172,7 @@ describe("attacks on the self-test", () => {
     await withAgent(["OnAccessPrevention yes"], async (trees) => {
       // The attacker learns a check's nonce (say, from the upload folder's listing) and uses it: a file of
       // their own with the test file's very name, while the check runs, then again after it ended.
-      const begin = await queryStatus(agent!.statusSocket, { cmd: "selftest-begin" });
-      if (!begin.ok || !("selfTest" in begin)) throw new Error("no self-test");
-      const { nonce, probeName } = begin.selfTest;
-      const probe = join(trees[0]!, probeName);
-      const fd = openSync(probe, "wx", 0o600);
-      expect(await queryStatus(agent!.statusSocket, { cmd: "selftest-probe", nonce, path: probe })).toEqual({ ok: true, registered: probe });
-      writeSync(fd, EICAR);
-      closeSync(fd);
+      const { nonce, probeName, probe } = await checkByHand(agent!, trees[0]!);
 
       const fake = join(trees[1]!, probeName);
       expect(run(asAttacker(["sh", "-c", `printf '%s' '${EICAR.toString("latin1").replace(/'/g, "'\\''")}' > '${fake}'`])).code).toBe(0);
