@@ -3,11 +3,12 @@
 // blocking — so the thread that answers fanotify events may ask it (kernel 5.12+; see include/uapi/linux/openat2.h).
 import { dlopen, FFIType } from "bun:ffi";
 import { AT_STATX_DONT_SYNC, Fstat, emptyStat } from "./fs.ts";
-import { errno, libc, structBuffer } from "./libc.ts";
+import { errno, libc, libcPath, structBuffer } from "./libc.ts";
 
 const { i32, i64_fast, u64_fast, ptr } = FFIType;
 // syscall() with openat2's own argument list: (nr, dirfd, path, struct open_how *, size).
-const lib = dlopen("libc.so.6", { syscall: { args: [i64_fast, i64_fast, ptr, ptr, u64_fast], returns: i32 } });
+// The same C library ffi/libc.ts found (glibc or musl), bound once more for this call shape.
+const lib = dlopen(libcPath(), { syscall: { args: [i64_fast, i64_fast, ptr, ptr, u64_fast], returns: i32 } });
 
 const SYS_openat2 = 437; // the same number on x86_64 and arm64
 const AT_FDCWD = -100;

@@ -24,6 +24,7 @@ import { AT_STATX_DONT_SYNC, FdPath, Fstat, S_IFMT, S_IFREG, WriterProbe, emptyS
 import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
 import { ProcReader } from "../../ffi/procfs.ts";
+import { PathResolver } from "../../ffi/resolve.ts";
 import { BackgroundQueue, LandedFiles, Rewalk } from "./background.ts";
 import { VerdictCache } from "./cache.ts";
 import { noWriters } from "./cache-rules.ts";
@@ -98,6 +99,13 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
     if (control.takeScannerAsleep()) scannerWake.wake();
   };
 
+  const resolver = new PathResolver();
+  const sameFileHere = (p: Uint8Array) => {
+    const z = new Uint8Array(p.length + 1);
+    z.set(p);
+    return resolver.sameFile(z, st.dev, st.ino) === "same";
+  };
+
   const answer = (fd: number, perm: boolean, response: number) => {
     if (perm) responder.respond(fd, response);
     libc.close(fd);
@@ -156,8 +164,10 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
     if (checkPaths || filter) {
       const p = fdPath.path(fd);
       // While the cache flush's temporary filesystem marks are up, events from outside the watched trees
-      // arrive too: they are none of onacc's business.
-      if (p && (exclusions.path(p) || (filter && !exclusions.watched(p)))) {
+      // arrive too: they are none of onacc's business. The path is the opener's, as its mount namespace shows
+      // it: a bind mount of the attacker's own could make any file read as excluded. So a skip by path holds
+      // only when that path, looked up here, is the very same file.
+      if (p && (exclusions.path(p) || (filter && !exclusions.watched(p))) && sameFileHere(p)) {
         counters.count("excluded");
         return answer(fd, perm, FAN_ALLOW);
       }

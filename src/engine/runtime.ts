@@ -278,12 +278,16 @@ export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Log
     // Scans already under way may have used the old signatures: their verdicts must not be cached.
     control.bumpFlushGeneration();
     userCache?.clear();
-    if (plan.cache.kernel) {
-      control.askKernelFlush();
-      readerWake.wake();
-    }
     counters.count("cacheFlushes");
-    log.verbose(`verdict caches flushed: ${reason}`);
+    if (!plan.cache.kernel) return log.verbose(`verdict caches flushed: ${reason}`);
+    // The kernel's marks are flushed by the reader, a slice at a time: "flushed" is said once it is done.
+    const request = control.askKernelFlush();
+    readerWake.wake();
+    const waitDone = () => {
+      if (control.kernelFlushedUpTo() >= request) log.verbose(`verdict caches flushed: ${reason}`);
+      else if (!control.stopping()) setTimeout(waitDone, 5);
+    };
+    waitDone();
   };
   // Always running: besides cache invalidation it keeps clamd's processes (never scanned) current.
   invalidation = new Invalidation({

@@ -266,6 +266,7 @@ describe("retention and leftovers", () => {
   test("purgeExpired() deletes records older than the retention with their files and keeps newer ones", () => {
     const quarantine = fresh(work, "q");
     const old = quarantined(quarantine, "old.bin").record;
+    Bun.sleepSync(5); // two records in the same millisecond would have the same age
     const young = quarantined(quarantine, "young.bin").record;
     const now = Date.parse(young.time) + 1000;
     const { removed, problems } = purgeExpired(quarantine, now - Date.parse(old.time) - 1, now);

@@ -170,3 +170,22 @@ describe("ExcludePattern matches no more than it says", () => {
     });
   });
 });
+
+describe("OnAccessExcludePath with a filesystem mark (OnAccessMountPath)", () => {
+  test("a bind mount over an excluded path, in the attacker's own namespaces, does not hide a file", async () => {
+    const dir = join(mount.path, `mountpath-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(join(dir, "excl"), { recursive: true });
+    writeFileSync(join(dir, "eicar.com"), EICAR, { mode: 0o644 });
+    writeFileSync(join(dir, "excl/x"), "an excluded, harmless file\n", { mode: 0o644 });
+    agent = await startAgent({ clamd, config: [`OnAccessMountPath ${mount.path}`, `OnAccessExcludePath ${join(dir, "excl")}`, "OnAccessPrevention yes"] });
+    try {
+      const target = join(dir, "excl/x");
+      expect(readOutcome(asAttacker(["unshare", "-Urm", "sh", "-c", `mount --bind '${join(dir, "eicar.com")}' '${target}' && cat '${target}' > /dev/null`]))).toBe("EPERM");
+      // The excluded file itself, opened the ordinary way, is still excluded.
+      expect(readOutcome(asAttacker(["cat", target]))).toBe("ok");
+    } finally {
+      await disposeAgent(agent);
+      agent = undefined;
+    }
+  });
+});

@@ -86,3 +86,16 @@ describe("ffi/libc.ts", () => {
     expect(Object.keys(LIBC_SYMBOLS).filter((name) => !names.has(name))).toEqual([]);
   });
 });
+
+describe("the C library is found, not named", () => {
+  test("no ffi or src module dlopens libc by its glibc name (musl has none: ffi/libc.ts libcPath() finds it)", () => {
+    const offenders: string[] = [];
+    for (const dir of ["ffi", "src"]) {
+      for (const f of new Bun.Glob("**/*.ts").scanSync({ cwd: `${import.meta.dir}/../../${dir}` })) {
+        const text = require("node:fs").readFileSync(`${import.meta.dir}/../../${dir}/${f}`, "utf8") as string;
+        if (/dlopen\(\s*["']libc\.so/.test(text)) offenders.push(`${dir}/${f}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
