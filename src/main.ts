@@ -49,11 +49,19 @@ const quarantine = defineCommand({
   },
 });
 
+const reload = defineCommand({
+  meta: { name: "reload", description: "Make a running onacc read its configuration again, and say whether it took" },
+  async run({ rawArgs }) {
+    const { runReload } = await import("./cli/reload.ts");
+    exitCode = await runReload(rawArgs);
+  },
+});
+
 const main = defineCommand({
   meta: { name: "onacc", version: VERSION },
   // Tells citty which flags take a value, so `onacc -c FILE setup` still finds the subcommand.
   args: runArgsDef,
-  subCommands: { run, setup, status, quarantine },
+  subCommands: { run, setup, status, quarantine, reload },
   default: "run",
 });
 

@@ -10,7 +10,7 @@ import { logSettingsOf } from "../engine/plan.ts";
 import { startAgent, type Agent } from "../engine/runtime.ts";
 import { buildStatusSnapshot } from "../status/snapshot.ts";
 import { startStatusServer, type StatusServer } from "../status/server.ts";
-import type { StatusSource } from "../status/types.ts";
+import type { ReloadOutcome, StatusSource } from "../status/types.ts";
 import { ClamdError, formatProblem } from "../errors.ts";
 import { createLogger, type Logger } from "../log/logger.ts";
 import { detachFromTerminal } from "../../ffi/process.ts";
@@ -135,6 +135,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
   process.on("SIGINT", () => requestStop("SIGINT", 0));
   // SIGHUP (logrotate, `systemctl reload`): reopen the logs, then read the configuration again.
   let reloading: Promise<void> | undefined;
+  let lastReload: ReloadOutcome | undefined;
   const reload = (why: string) => {
     reloading ??= reloadAgent(why).finally(() => (reloading = undefined));
     return reloading;
@@ -151,7 +152,9 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
       // The new engine protects before the old one lets go: for a moment both have their marks.
       next = await startAgent(nextConfig, opts, log, (reason) => requestStop(reason, 1), agent.carried());
     } catch (err) {
-      log.error(`reload (${why}) refused, the running configuration stays in force: ${err instanceof Error ? err.message : String(err)}`);
+      const message = err instanceof Error ? err.message : String(err);
+      lastReload = { at: new Date().toISOString(), ok: false, message };
+      log.error(`reload (${why}) refused, the running configuration stays in force: ${message}`);
       return;
     }
     const old = agent;
@@ -161,6 +164,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
     upkeep = startQuarantineUpkeep(opts.action, config.onaccOnly.quarantineRetentionSec * 1000, log);
     await old.retire();
     if (stopping) await next.stop();
+    lastReload = { at: new Date().toISOString(), ok: true, message: `protecting ${protectedCount(config)} path(s)` };
     log.info(`configuration reloaded (${why}): protecting ${protectedCount(config)} path(s)`);
   };
   process.on("SIGHUP", () => {
@@ -171,7 +175,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
   process.on("SIGUSR2", () => agent?.flushCaches("SIGUSR2"));
 
   agent = await startAgent(config, opts, log, (reason) => requestStop(reason, 1));
-  status = await startStatus(() => agent!, opts, log);
+  status = await startStatus(() => agent!, opts, log, () => lastReload);
   upkeep = startQuarantineUpkeep(opts.action, config.onaccOnly.quarantineRetentionSec * 1000, log);
   // Under systemd (Type=notify): ready once the marks are placed; the watchdog is fed only while the
   // agent keeps up, so a wedged agent gets restarted instead of leaving opens waiting.
@@ -191,7 +195,7 @@ export async function runAgent(opts: RunOptions, argv: string[]): Promise<number
  * The status socket (`onacc status`) and optional Prometheus endpoint. Auxiliary: a failure to start it is
  * a warning, and protection goes on.
  */
-async function startStatus(current: () => Agent, opts: RunOptions, log: Logger): Promise<StatusServer | undefined> {
+async function startStatus(current: () => Agent, opts: RunOptions, log: Logger, lastReload: () => ReloadOutcome | undefined): Promise<StatusServer | undefined> {
   if (opts.statusSocket === null && !opts.metricsListen) return undefined;
   const startedAtMs = Date.now();
   let lastRemoteFlush = 0;
@@ -209,6 +213,7 @@ async function startStatus(current: () => Agent, opts: RunOptions, log: Logger):
         latency: current().latency(),
         logWriteFailures: log.writeFailures,
         ...current().ops.status(), // onacc ops (issue 14): protected trees, exclusion counts, top talkers
+        reload: lastReload(),
       }),
     // onacc ops (issue 14): `onacc status --check`. One service across reloads (the engines hand it on).
     selfTest: {

@@ -32,6 +32,7 @@ function table(rows: string[][], indent = "  "): string[] {
 export function renderStatusTable(s: StatusSnapshot): string {
   const lines: string[] = [];
   lines.push(`onacc ${s.version} (pid ${s.pid}), up ${formatDuration(s.uptimeSeconds)} since ${s.startedAt}`);
+  if (s.reload) lines.push(`last reload ${s.reload.at}: ${s.reload.ok ? "applied" : "refused"} (${s.reload.message})`);
   lines.push("");
   lines.push("clamd endpoints:");
   const rows = [["ENDPOINT", "STATE", "IN FLIGHT", "SCANS", "FAILURES", "NOTE"]];

@@ -4,10 +4,11 @@ import type { EndpointHealth } from "../clamd/health.ts";
 import type { PoolCounters } from "../clamd/pool-shared.ts";
 import type { CounterName } from "../engine/counters.ts";
 import { quantileMs, type HistogramSnapshot } from "./histogram.ts";
-import type { ExclusionCount, StatusSnapshot, TopTalkers } from "./types.ts";
+import type { ExclusionCount, StatusSnapshot, TopTalkers, ReloadOutcome } from "./types.ts";
 
 export interface SnapshotInputs {
   version: string;
+  reload?: ReloadOutcome;
   pid: number;
   /** Date.now() when the agent started. */
   startedAtMs: number;
@@ -43,6 +44,7 @@ export function buildStatusSnapshot(i: SnapshotInputs): StatusSnapshot {
   const p = (q: number) => (lat ? round3(quantileMs(lat, q)) : null);
   return {
     version: i.version,
+    ...(i.reload ? { reload: i.reload } : {}),
     pid: i.pid,
     startedAt: new Date(i.startedAtMs).toISOString(),
     uptimeSeconds: Math.max(0, Math.floor((now - i.startedAtMs) / 1000)),

@@ -4,8 +4,17 @@ import type { EndpointHealth } from "../clamd/health.ts";
 
 export type { EndpointHealth } from "../clamd/health.ts";
 
+export interface ReloadOutcome {
+  /** ISO-8601. */
+  at: string;
+  ok: boolean;
+  message: string;
+}
+
 export interface StatusSnapshot {
   version: string;
+  /** The last configuration reload (SIGHUP, systemctl reload, onacc reload): when, and what became of it. */
+  reload?: ReloadOutcome;
   pid: number;
   /** ISO-8601 start time. */
   startedAt: string;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { disposeAgent, openInChild, startAgent, type RunningAgent } from "../fixtures/agent.ts";
+import { BINARY, disposeAgent, openInChild, startAgent, type RunningAgent } from "../fixtures/agent.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { writeTestFiles } from "../fixtures/files.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
@@ -104,6 +104,28 @@ print(served, denied)`, a!.t.eicar, "4"], { stdout: "pipe" });
       expect(served).toBe(0);
     } finally {
       loop.kill();
+      await disposeAgent(agent);
+      agent = undefined;
+    }
+  });
+
+  test("onacc reload says whether the configuration took, and onacc status shows the last reload", async () => {
+    const [a, b] = dirs(2);
+    agent = await startAgent({ clamd, config: [`OnAccessIncludePath ${a!.dir}`, "OnAccessPrevention yes"] });
+    try {
+      const reload = () => Bun.spawnSync([BINARY, "reload", `--status-socket=${agent!.statusSocket}`], { timeout: 30_000 });
+      rewrite(agent, [`OnAccessIncludePath ${b!.dir}`, "OnAccessPrevention yes", "OnAccessPrevent yes"]);
+      const bad = reload();
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stdout.toString()).toMatch(/NOT reloaded: .*OnAccessPrevent/);
+      rewrite(agent, [`OnAccessIncludePath ${b!.dir}`, "OnAccessPrevention yes"]);
+      const good = reload();
+      expect(good.exitCode).toBe(0);
+      expect(good.stdout.toString()).toContain("configuration reloaded: protecting 1 path(s)");
+      expect(openInChild(b!.t.eicar).error).toBe("EPERM");
+      const status = Bun.spawnSync([BINARY, "status", `--status-socket=${agent.statusSocket}`]).stdout.toString();
+      expect(status).toMatch(/last reload .*: applied/);
+    } finally {
       await disposeAgent(agent);
       agent = undefined;
     }
