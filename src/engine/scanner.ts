@@ -236,6 +236,10 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
     try {
       const clean = outcome.ok && outcome.verdict.kind === "clean";
       if (job.statOk && clean) remember(job.fd, job.before, job.flushGen);
+      const isInfected = outcome.ok && outcome.verdict.kind === "infected";
+      // A registered self-test file (onacc ops, issue 14) is denied like any other but not reported. It is
+      // counted before its opener learns the verdict: the check asks for the count right after its open.
+      const selfTest = isInfected && deps.selfTest?.(job.fd, job.path ?? fdPath.path(job.fd), (outcome.verdict as { signatures: string[] }).signatures) === true;
       let response = FAN_ALLOW;
       if (job.perm) {
         response = responseFor(outcome, s);
@@ -249,8 +253,7 @@ export function runScanner(s: EngineSettings, deps: ScannerDeps): void {
       }
       deps.talkers?.end(job.index, job.perm && response === FAN_DENY); // onacc ops (issue 14)
       if (outcome.ok && outcome.verdict.kind === "infected") {
-        // onacc ops (issue 14): a registered self-test file is denied above like any other, but not reported.
-        if (deps.selfTest?.(job.fd, job.path ?? fdPath.path(job.fd), outcome.verdict.signatures)) return done(job, null);
+        if (selfTest) return done(job, null);
         counters.count("infected");
         // --allmatch: the open is answered already; ask for every signature before logging and acting.
         if (s.scan.listAllSignatures && startListing(job, outcome.verdict.signatures)) return;
