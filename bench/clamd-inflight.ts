@@ -1,9 +1,10 @@
 // The clamd layer's benchmark (run by hand; not part of the test suite): FILDES scans of one small file
 // against one private clamd, one thread keeping N scans in flight (src/clamd/multiplexer.ts) against
-// scans one at a time (the blocking pool, as scanner Workers use it) in one thread and in W Workers.
+// scans one at a time (the blocking ClamdClient, the shape of the old scanner Workers) in one thread and
+// in W Workers.
 //   bun bench/clamd-inflight.ts [--scans 20000] [--inflight 1,8,32,64] [--workers 5] [--heap-scans 100000]
 //                               [--clamd-threads 8] [--old-root DIR]
-// --old-root DIR: also run the one-at-a-time rows with the pool of another checkout (e.g. the commit
+// --old-root DIR: also run the one-at-a-time rows with the client (src/clamd/client.ts) of another checkout (e.g. the commit
 // before this layer changed: `git archive REV | tar -x -C DIR`). Each row runs in its own process, so
 // RSS and heap are that scenario's own. Heap figures are Bun's (bun:jsc heapStats) after a full GC.
 import { heapStats } from "bun:jsc";
@@ -41,7 +42,7 @@ interface ChildJob {
   scans: number;
   socket: string;
   file: string;
-  /** Checkout whose src/clamd/pool.ts the one-at-a-time rows use. */
+  /** Checkout whose src/clamd/client.ts the one-at-a-time rows use. */
   root: string;
   label: string;
 }
@@ -61,6 +62,12 @@ function heapNow(): { bytes: number; objects: number } {
   Bun.gc(true);
   const h = heapStats();
   return { bytes: h.heapSize, objects: h.objectCount };
+}
+
+/** The one-request-at-a-time client of the checkout at `root` (this one, or --old-root's). */
+async function blockingClient(root: string, socket: string): Promise<{ scanFd(fd: number): { ok: boolean } }> {
+  const { ClamdClient } = await import(join(root, "src/clamd/client.ts"));
+  return new ClamdClient({ endpoint: { kind: "unix", path: socket }, timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 });
 }
 
 // ---- child: one scenario ---------------------------------------------------------------------------
@@ -123,13 +130,12 @@ async function runChild(job: ChildJob): Promise<Row> {
     })();
     for (const fd of fds) closeSync(fd);
   } else if (job.kind === "blocking") {
-    const { ClamdPool, createPoolSettings } = await import(join(job.root, "src/clamd/pool.ts"));
-    const pool = new ClamdPool(createPoolSettings({ endpoints: [{ kind: "unix", path: job.socket }], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }));
+    const client = await blockingClient(job.root, job.socket);
     const fd = openSync(job.file, "r");
     await measured(job.scans, (count, record) => {
       for (let i = 0; i < count; i++) {
         const start = monotonicMs();
-        const out = pool.scanFd(fd) as { ok: boolean };
+        const out = client.scanFd(fd);
         if (record) latencies[i] = monotonicMs() - start;
         if (!out.ok) errors++;
       }
@@ -188,17 +194,16 @@ async function runChild(job: ChildJob): Promise<Row> {
 /** A Worker of the "workers" scenario: warm up, wait for the start, scan one at a time. */
 async function runWorker(w: { root: string; socket: string; file: string; scans: number; go: Int32Array }): Promise<void> {
   const { monotonicMs } = await import("../ffi/libc.ts");
-  const { ClamdPool, createPoolSettings } = await import(join(w.root, "src/clamd/pool.ts"));
-  const pool = new ClamdPool(createPoolSettings({ endpoints: [{ kind: "unix", path: w.socket }], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }));
+  const client = await blockingClient(w.root, w.socket);
   const fd = openSync(w.file, "r");
-  for (let i = 0; i < WARMUP / 4; i++) pool.scanFd(fd);
+  for (let i = 0; i < WARMUP / 4; i++) client.scanFd(fd);
   postMessage("ready");
   Atomics.wait(w.go, 0, 0);
   const latencies = new Float64Array(w.scans);
   let errors = 0;
   for (let i = 0; i < w.scans; i++) {
     const start = monotonicMs();
-    if (!(pool.scanFd(fd) as { ok: boolean }).ok) errors++;
+    if (!client.scanFd(fd).ok) errors++;
     latencies[i] = monotonicMs() - start;
   }
   closeSync(fd);
@@ -227,9 +232,9 @@ async function main(): Promise<void> {
     console.error(`done: ${job.label}`);
   };
   try {
-    await run({ kind: "blocking", width: 1, scans, root: ROOT, label: "one at a time, 1 thread (blocking pool)" });
+    await run({ kind: "blocking", width: 1, scans, root: ROOT, label: "one at a time, 1 thread (blocking client)" });
     if (oldRoot) await run({ kind: "blocking", width: 1, scans, root: oldRoot, label: "one at a time, 1 thread (old client)" });
-    await run({ kind: "workers", width: workers, scans, root: ROOT, label: `one at a time × ${workers} Workers (blocking pool)` });
+    await run({ kind: "workers", width: workers, scans, root: ROOT, label: `one at a time × ${workers} Workers (blocking client)` });
     if (oldRoot) await run({ kind: "workers", width: workers, scans, root: oldRoot, label: `one at a time × ${workers} Workers (old client)` });
     for (const n of inflight) await run({ kind: "mux", width: n, scans, root: ROOT, label: `${n} in flight, 1 thread (multiplexer)` });
     if (heapScans > 0) await run({ kind: "mux", width: 64, scans: heapScans, root: ROOT, label: `64 in flight, 1 thread, ${heapScans} scans` });

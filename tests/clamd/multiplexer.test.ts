@@ -7,11 +7,12 @@ import { join } from "node:path";
 import { monotonicMs } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
 import { poolHealth } from "../../src/clamd/health.ts";
-import { ClamdMultiplexer, type MultiplexerOptions } from "../../src/clamd/multiplexer.ts";
-import { createPoolSettings, type PoolOptions } from "../../src/clamd/pool-settings.ts";
-import type { ScanOutcome } from "../../src/clamd/types.ts";
+import { ClamdMultiplexer } from "../../src/clamd/multiplexer.ts";
+import { createPoolSettings } from "../../src/clamd/pool-settings.ts";
+import type { ScanMode, ScanOutcome } from "../../src/clamd/types.ts";
 import type { ClamdEndpoint } from "../../src/config/types.ts";
 import { disposeClamd, rawClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
+import { muxHarness } from "../fixtures/multiplexer.ts";
 import { EICAR, MARKER } from "../fixtures/signatures.ts";
 import { EICAR_FOUND, MARKER2_FOUND, MARKER_FOUND, writeTestFiles, type TestFiles } from "./helpers.ts";
 
@@ -34,44 +35,6 @@ beforeAll(async () => {
 });
 afterAll(() => disposeClamd(clamd));
 
-interface Report {
-  token: number;
-  outcome: ScanOutcome;
-  endpoint: number;
-  at: number;
-}
-
-/** A multiplexer whose reports are collected, and the loop a caller would run around it. */
-function harness(pool: PoolOptions, o: Partial<Omit<MultiplexerOptions, "pool" | "onDone">> & { modes: MultiplexerOptions["modes"] }) {
-  const settings = createPoolSettings(pool);
-  const reports: Report[] = [];
-  const mux = new ClamdMultiplexer({
-    capacity: 64,
-    ...o,
-    pool: settings,
-    onDone: (token, outcome, endpoint) => reports.push({ token, outcome, endpoint, at: monotonicMs() }),
-  });
-  const set = new PollSet(1 + mux.capacity);
-  /** One round of the caller's loop; entry 0 is the caller's own fd when given. */
-  const turn = (own?: { fd: number; seen: () => void }, maxWaitMs = Infinity) => {
-    const first = own ? 1 : 0;
-    if (own) set.set(0, own.fd, POLLIN);
-    const n = mux.prepare(set, first);
-    const t = mux.timeoutMs();
-    set.wait(Math.min(t < 0 ? 50 : t, maxWaitMs), first + n);
-    if (own && set.revents(0) & POLLIN) own.seen();
-    mux.dispatch(set, first, n);
-  };
-  const runUntil = (done: () => boolean, limitMs = 30000) => {
-    const t0 = monotonicMs();
-    while (!done()) {
-      if (monotonicMs() - t0 > limitMs) throw new Error(`the multiplexer did not finish within ${limitMs} ms (${reports.length} reports)`);
-      turn();
-    }
-  };
-  return { settings, mux, reports, turn, runUntil };
-}
-
 function openFds(): Set<number> {
   return new Set(readdirSync("/proc/self/fd").map(Number));
 }
@@ -85,7 +48,7 @@ const verdictOf = (o: ScanOutcome) => (o.ok ? (o.verdict.kind === "infected" ? o
 
 describe("many scans in flight from one thread", () => {
   test("64 FILDES scans are in flight at once and clamd works on several of them at the same moment", async () => {
-    const h = harness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 20000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["fdpass"] });
+    const h = muxHarness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 20000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["fdpass"] });
     const fds = Array.from({ length: 64 }, () => openSync(bulky, "r"));
     try {
       const t0 = monotonicMs();
@@ -113,7 +76,7 @@ describe("many scans in flight from one thread", () => {
   }, 60000);
 
   test("400 mixed scans kept 64 in flight: every token gets its file's verdict exactly once; the caller's own fd shares the poll()", () => {
-    const h = harness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["fdpass"] });
+    const h = muxHarness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["fdpass"] });
     const kinds: { path: string | Buffer; want: string | string[] }[] = [
       { path: files.clean, want: "clean" },
       { path: files.eicar, want: [EICAR_FOUND] },
@@ -168,9 +131,70 @@ describe("many scans in flight from one thread", () => {
     }
   }, 60000);
 
+  test("descriptor, stream and path scans over the unix socket and over TCP, one poll() for both: every scan gets its file's verdict", () => {
+    // One multiplexer per transport, sharing the caller's poll(); each job asks for its own mode.
+    const want = new Map<string, string | string[]>([
+      [files.eicar, [EICAR_FOUND]],
+      [files.marked, [MARKER_FOUND]],
+      [files.clean, "clean"],
+    ]);
+    const lanes = (
+      [
+        [{ kind: "unix", path: clamd.socket }, ["fdpass", "stream", "path"]],
+        [{ kind: "tcp", host: "127.0.0.1", port: clamd.port }, ["stream", "path"]],
+      ] satisfies [ClamdEndpoint, ScanMode[]][]
+    ).map(([endpoint, modes]) => {
+      const jobs = Array.from({ length: 8 }, () => [...want.keys()].flatMap((file) => modes.map((mode) => ({ file, mode })))).flat();
+      const outcomes: { file: string; mode: ScanMode; verdict: unknown }[] = [];
+      const fds = new Map<number, number>();
+      const mux = new ClamdMultiplexer({
+        pool: createPoolSettings({ endpoints: [endpoint], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }),
+        modes: [modes[0]!],
+        capacity: 12,
+        onDone: (token, outcome) => {
+          outcomes.push({ ...jobs[token]!, verdict: verdictOf(outcome) });
+          closeSync(fds.get(token)!);
+          fds.delete(token);
+        },
+      });
+      return { jobs, outcomes, fds, mux, next: 0, polled: 0 };
+    });
+    const set = new PollSet(lanes.reduce((n, l) => n + l.mux.capacity, 0));
+    const t0 = monotonicMs();
+    while (lanes.some((l) => l.outcomes.length < l.jobs.length)) {
+      if (monotonicMs() - t0 > 30000) throw new Error("too slow");
+      let first = 0;
+      let wait = 50;
+      for (const l of lanes) {
+        while (l.next < l.jobs.length && l.mux.inFlight < l.mux.capacity) {
+          const { file, mode } = l.jobs[l.next]!;
+          const fd = openSync(file, "r");
+          l.fds.set(l.next, fd);
+          l.mux.submit(l.next++, fd, monotonicMs() + 10000, Buffer.from(file), mode);
+        }
+        l.polled = l.mux.prepare(set, first);
+        first += l.polled;
+        const t = l.mux.timeoutMs();
+        if (t >= 0) wait = Math.min(wait, t);
+      }
+      set.wait(wait, first);
+      first = 0;
+      for (const l of lanes) {
+        l.mux.dispatch(set, first, l.polled);
+        first += l.polled;
+      }
+    }
+    for (const l of lanes) {
+      expect(l.outcomes).toHaveLength(l.jobs.length);
+      for (const o of l.outcomes) expect(o).toEqual({ ...o, verdict: want.get(o.file)! });
+      expect(l.fds.size).toBe(0);
+    }
+    expect(lanes.map((l) => new Set(l.outcomes.map((o) => o.mode)).size)).toEqual([3, 2]);
+  });
+
   test("onPeerPid reports clamd's PID for every unix connection", () => {
     const pids: (number | undefined)[] = [];
-    const h = harness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 5000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["fdpass"], onPeerPid: (_i, pid) => pids.push(pid) });
+    const h = muxHarness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 5000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["fdpass"], onPeerPid: (_i, pid) => pids.push(pid) });
     const fd = openSync(files.clean, "r");
     try {
       for (let i = 0; i < 5; i++) h.mux.submit(i, fd, monotonicMs() + 5000);
@@ -187,7 +211,7 @@ describe("streams and paths", () => {
     const big = join(clamd.dir, "big-mux.bin");
     writeFileSync(big, Buffer.alloc(3 * 1024 * 1024, 0x61));
     for (const endpoint of [{ kind: "unix", path: clamd.socket }, { kind: "tcp", host: "127.0.0.1", port: clamd.port }] satisfies ClamdEndpoint[]) {
-      const h = harness({ endpoints: [endpoint], timeoutMs: 10000, retries: 2, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
+      const h = muxHarness({ endpoints: [endpoint], timeoutMs: 10000, retries: 2, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
       const order = [big, files.eicar, big, files.marked, files.clean, big, files.eicar, files.clean];
       const fds = order.map((p) => openSync(p, "r"));
       try {
@@ -222,7 +246,7 @@ describe("streams and paths", () => {
       return p;
     });
     for (const endpoint of [{ kind: "unix", path: clamd.socket }, { kind: "tcp", host: "127.0.0.1", port: clamd.port }] satisfies ClamdEndpoint[]) {
-      const h = harness({ endpoints: [endpoint], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
+      const h = muxHarness({ endpoints: [endpoint], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
       const fds = big.map((p) => openSync(p, "r"));
       try {
         fds.forEach((fd, i) => h.mux.submit(i, fd, monotonicMs() + 20000));
@@ -235,7 +259,7 @@ describe("streams and paths", () => {
   });
 
   test("path mode: a name clamd cannot be sent is refused before any endpoint is tried; the caller's fdpass override scans it", () => {
-    const h = harness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 5000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["path"], allmatch: true });
+    const h = muxHarness({ endpoints: [{ kind: "unix", path: clamd.socket }], timeoutMs: 5000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["path"], allmatch: true });
     const fd = openSync(weird, "r");
     try {
       h.mux.submit(1, fd, monotonicMs() + 5000, weird);
@@ -266,7 +290,7 @@ describe("when clamd fails", () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const fdsBefore = openFds();
     try {
-      const h = harness(
+      const h = muxHarness(
         { endpoints: [{ kind: "unix", path: clamd.socket }, { kind: "tcp", host: "127.0.0.1", port: silent.port }], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 },
         { modes: ["fdpass", "stream"] },
       );
@@ -307,7 +331,7 @@ describe("when clamd fails", () => {
 
   test("a clamd killed with scans in flight: every job is reported once, with a verdict or an error, none lost", async () => {
     const doomed = await startClamd();
-    const h = harness({ endpoints: [{ kind: "unix", path: doomed.socket }], timeoutMs: 10000, retries: 1, streamMaxLength: 1 << 20 }, { modes: ["fdpass"] });
+    const h = muxHarness({ endpoints: [{ kind: "unix", path: doomed.socket }], timeoutMs: 10000, retries: 1, streamMaxLength: 1 << 20 }, { modes: ["fdpass"] });
     const fds = Array.from({ length: 64 }, (_, i) => openSync(i % 8 === 0 ? files.eicar : bulky, "r"));
     const fdsBefore = openFds();
     try {
@@ -331,7 +355,7 @@ describe("when clamd fails", () => {
   test("failover between two clamds: with one killed, every scan is answered by the other", async () => {
     const [a, b] = await Promise.all([startClamd(), startClamd()]);
     try {
-      const h = harness(
+      const h = muxHarness(
         { endpoints: [{ kind: "unix", path: a.socket }, { kind: "unix", path: b.socket }], timeoutMs: 5000, retries: 0, streamMaxLength: 1 << 20 },
         { modes: ["fdpass", "fdpass"] },
       );
@@ -364,7 +388,7 @@ describe("when clamd fails", () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const fdsBefore = openFds();
     try {
-      const h = harness({ endpoints: [{ kind: "tcp", host: "127.0.0.1", port: silent.port }], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
+      const h = muxHarness({ endpoints: [{ kind: "tcp", host: "127.0.0.1", port: silent.port }], timeoutMs: 10000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
       const fd = openSync(files.clean, "r");
       try {
         for (let i = 0; i < 5; i++) h.mux.submit(i, fd, monotonicMs() + 10000);
@@ -397,7 +421,7 @@ describe("the modes table", () => {
   });
 
   test("a job's fdpass override with no unix endpoint is refused with the reason, attempts 0", () => {
-    const h = harness({ endpoints: [{ kind: "tcp", host: "127.0.0.1", port: clamd.port }], timeoutMs: 1000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
+    const h = muxHarness({ endpoints: [{ kind: "tcp", host: "127.0.0.1", port: clamd.port }], timeoutMs: 1000, retries: 0, streamMaxLength: 1 << 20 }, { modes: ["stream"] });
     h.mux.submit(1, 0, monotonicMs() + 1000, undefined, "fdpass");
     expect(h.reports).toHaveLength(0); // never from inside submit()
     expect(h.mux.timeoutMs()).toBe(0);

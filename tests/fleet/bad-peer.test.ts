@@ -4,11 +4,11 @@ import { join } from "node:path";
 import { requestAsync } from "../../src/clamd/async-request.ts";
 import { ClamdClient } from "../../src/clamd/client.ts";
 import { poolHealth } from "../../src/clamd/health.ts";
-import { ClamdPool } from "../../src/clamd/pool.ts";
 import { createPoolSettings } from "../../src/clamd/pool-settings.ts";
 import { MAX_RECORD_BYTES } from "../../src/clamd/protocol.ts";
 import type { ClamdEndpoint } from "../../src/config/types.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
+import { muxHarness } from "../fixtures/multiplexer.ts";
 import { EICAR } from "../fixtures/signatures.ts";
 import type { BadPeerReady } from "./bad-peer.ts";
 
@@ -76,7 +76,8 @@ describe("a peer that is not clamd", () => {
 
   test("the pool fails over from a flooding peer to a real clamd and marks the peer down", () => {
     const settings = createPoolSettings({ endpoints: [tcp(ports.flood), tcp(clamd.port)], timeoutMs: 2000, retries: 0, streamMaxLength: 1 << 20 });
-    const out = scan(new ClamdPool(settings));
+    const pool = muxHarness(settings, { capacity: 1 });
+    const out = scan({ scanStream: (fd) => pool.scan(fd).outcome });
     expect(out).toMatchObject({ ok: true, verdict: { kind: "infected" }, attempts: 2 });
     expect(poolHealth(settings).endpoints[0]).toMatchObject({ up: false, lastError: "a scan failed (protocol)" });
   });

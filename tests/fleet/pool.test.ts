@@ -1,15 +1,18 @@
+// The pool of clamd endpoints as the scanner uses it, from one thread through ClamdMultiplexer: failover
+// while a clamd is killed and rejoins, every clamd down, a silent clamd, load spread by scans in flight,
+// counting by mode, and the health checker's PINGs with backoff.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync, chmodSync, openSync, closeSync } from "node:fs";
 import { join } from "node:path";
 import { monotonicMs } from "../../ffi/libc.ts";
 import { poolHealth, startHealthChecks, type HealthChange } from "../../src/clamd/health.ts";
-import { ClamdPool } from "../../src/clamd/pool.ts";
 import { createPoolSettings, type PoolSettings } from "../../src/clamd/pool-settings.ts";
+import type { ScanMode } from "../../src/clamd/types.ts";
 import type { ClamdEndpoint } from "../../src/config/types.ts";
 import { disposeClamd, freeTcpPort, startClamd, type TestClamd } from "../fixtures/clamd.ts";
+import { muxHarness, startLoad } from "../fixtures/multiplexer.ts";
 import { startRelay, type ClamdRelay } from "../fixtures/proxy.ts";
 import { EICAR, EICAR_SIGNATURE } from "../fixtures/signatures.ts";
-import type { PoolJob, PoolReport } from "./pool-worker.ts";
 
 const EICAR_FOUND = `${EICAR_SIGNATURE}.UNOFFICIAL`;
 let clamds: TestClamd[] = [];
@@ -29,21 +32,22 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A unix socket, then TCP: the pool mixes kinds, and fd passing falls back to streaming over TCP. */
+/** A unix socket, then TCP: the pool mixes kinds; descriptors go to the unix one, contents to TCP. */
 function endpointsOf(list: TestClamd[]): ClamdEndpoint[] {
   return list.map((c, i) => (i === 0 ? { kind: "unix", path: c.socket } : { kind: "tcp", host: "127.0.0.1", port: c.port }));
 }
 
-function scanOnce(pool: ClamdPool, mode: "fd" | "stream" = "stream") {
+/** One scan of EICAR through a one-slot multiplexer: by the table (fdpass where it can), or streamed to every endpoint. */
+function scanOnce(h: ReturnType<typeof muxHarness>, mode?: ScanMode) {
   const fd = openSync(eicar, "r");
   try {
-    const t0 = monotonicMs();
-    const outcome = mode === "fd" ? pool.scanFd(fd) : pool.scanStream(fd);
-    return { outcome, ms: monotonicMs() - t0 };
+    return h.scan(fd, { mode });
   } finally {
     closeSync(fd);
   }
 }
+
+const oneAtATime = (settings: PoolSettings) => muxHarness(settings, { capacity: 1 });
 
 async function waitFor(what: string, check: () => boolean, timeoutMs = 10000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -51,34 +55,6 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 10000): P
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(20);
   }
-}
-
-async function startWorkers(settings: PoolSettings, count: number, mode: "fd" | "stream") {
-  const stop = new Int32Array(new SharedArrayBuffer(4));
-  const workers: Worker[] = [];
-  const reports: Promise<PoolReport>[] = [];
-  for (let i = 0; i < count; i++) {
-    const w = new Worker(new URL("./pool-worker.ts", import.meta.url).href);
-    workers.push(w);
-    let started!: () => void;
-    const isStarted = new Promise<void>((r) => (started = r));
-    reports.push(
-      new Promise<PoolReport>((resolve, reject) => {
-        w.onmessage = (e) => (e.data === "started" ? started() : resolve(e.data as PoolReport));
-        w.onerror = (e) => reject(new Error(e.message));
-      }),
-    );
-    w.postMessage({ settings, file: eicar, mode, stop } satisfies PoolJob);
-    await isStarted;
-  }
-  return {
-    async finish(): Promise<PoolReport[]> {
-      Atomics.store(stop, 0, 1);
-      const all = await Promise.all(reports);
-      for (const w of workers) w.terminate();
-      return all;
-    },
-  };
 }
 
 describe("createPoolSettings()", () => {
@@ -98,8 +74,8 @@ describe("createPoolSettings()", () => {
   });
 });
 
-describe("ClamdPool against three real clamds", () => {
-  test("four scanner Workers keep finding EICAR while one clamd is killed mid-run; it rejoins after a restart", async () => {
+describe("the pool against three real clamds", () => {
+  test("four scans in flight keep finding EICAR while one clamd is killed mid-run; it rejoins after a restart", async () => {
     const settings = createPoolSettings({
       endpoints: endpointsOf(clamds),
       timeoutMs: 1000,
@@ -112,8 +88,8 @@ describe("ClamdPool against three real clamds", () => {
     });
     const changes: HealthChange[] = [];
     const checker = startHealthChecks(settings, (c) => changes.push(c));
+    const run = startLoad(settings, eicar, { width: 4 });
     try {
-      const run = await startWorkers(settings, 4, "fd");
       await Bun.sleep(300);
       const victim = clamds[1]!;
       process.kill(victim.pid, "SIGKILL");
@@ -123,14 +99,12 @@ describe("ClamdPool against three real clamds", () => {
       await victim.restart();
       await waitFor("the restarted clamd to rejoin", () => changes.some((c) => c.index === 1 && c.up));
       await waitFor("the restarted clamd to scan again", () => poolHealth(settings).endpoints[1]!.scans > whileDown + 5);
-      const reports = await run.finish();
+      const report = await run.stop();
 
-      const total = reports.reduce((n, r) => n + r.scans, 0);
-      const errors = reports.flatMap((r) => r.errors);
       // No scan may end without a verdict while two clamds answer: every EICAR scan reports it.
-      expect(errors).toEqual([]);
-      expect(reports.reduce((n, r) => n + r.infected, 0)).toBe(total);
-      expect(Math.max(...reports.map((r) => r.maxMs))).toBeLessThan(settings.deadlineMs);
+      expect(report.errors).toEqual([]);
+      expect(report.infected).toBe(report.scans);
+      expect(report.maxMs).toBeLessThan(settings.deadlineMs);
       const health = poolHealth(settings);
       expect(health.endpoints.map((e) => e.up)).toEqual([true, true, true]);
       for (const e of health.endpoints) expect(e.scans).toBeGreaterThan(5);
@@ -139,6 +113,7 @@ describe("ClamdPool against three real clamds", () => {
       expect(health.counters.scansByMode.stream).toBeGreaterThan(0);
       expect(changes.find((c) => c.index === 1 && !c.up)!.reason).toMatch(/connect|refused|reset|closed|failed/i);
     } finally {
+      await run.stop();
       checker.stop();
     }
   }, 30000);
@@ -156,24 +131,24 @@ describe("ClamdPool against three real clamds", () => {
     });
     const changes: HealthChange[] = [];
     const checker = startHealthChecks(settings, (c) => changes.push(c));
-    const pool = new ClamdPool(settings);
+    const pool = oneAtATime(settings);
     try {
-      expect(scanOnce(pool, "fd").outcome).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] } });
+      expect(scanOnce(pool).outcome).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] } });
       await Promise.all(trio.map((c) => c.stop()));
       // The first scan finds out (each endpoint not yet marked refuses). With all of them down, endpoints
       // that refused are tried again by each scan — a refusal costs nothing, and a clamd that comes back is
       // used at once instead of after the next health PING.
-      const first = scanOnce(pool, "fd");
+      const first = scanOnce(pool);
       expect(first.outcome.ok).toBe(false);
       await waitFor("all three marked down", () => poolHealth(settings).endpoints.every((e) => !e.up));
-      const second = scanOnce(pool, "fd");
+      const second = scanOnce(pool);
       expect(second.outcome.ok).toBe(false);
       if (!second.outcome.ok) expect(second.outcome.error.kind).toBe("connect");
       expect(second.ms).toBeLessThan(settings.timeoutMs);
 
       await trio[2]!.restart();
       await waitFor("the restarted clamd to rejoin", () => changes.some((c) => c.index === 2 && c.up));
-      const after = scanOnce(pool, "fd").outcome;
+      const after = scanOnce(pool).outcome;
       expect(after).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] } });
       expect(checker.status()[2]).toMatchObject({ up: true, endpoint: `tcp://127.0.0.1:${trio[2]!.port}` });
       expect(checker.status()[0]!.up).toBe(false);
@@ -186,21 +161,21 @@ describe("ClamdPool against three real clamds", () => {
   }, 30000);
 });
 
-describe("ClamdPool scan modes", () => {
-  test("scanPath() and scanStream() reach clamd through the pool and are counted by mode", () => {
+describe("the pool's scan modes", () => {
+  test("scans by path (all matches) and streamed scans reach clamd through the pool and are counted by mode", () => {
     const settings = createPoolSettings({ endpoints: endpointsOf(clamds.slice(0, 2)), timeoutMs: 2000, retries: 0, streamMaxLength: 1 << 20 });
-    const pool = new ClamdPool(settings);
-    expect(pool.scanPath(eicar, { allmatch: true })).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] }, attempts: 1 });
+    const pool = muxHarness(settings, { capacity: 1, allmatch: true });
+    expect(pool.scan(-1, { path: eicar, mode: "path" }).outcome).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] }, attempts: 1 });
     expect(scanOnce(pool, "stream").outcome).toMatchObject({ ok: true, verdict: { kind: "infected" } });
     expect(poolHealth(settings).counters.scansByMode).toEqual({ fdpass: 0, stream: 1, path: 1 });
     // A path clamd cannot be sent is refused before any endpoint is tried, and not held against one.
-    const refused = pool.scanPath("relative/name");
+    const refused = pool.scan(-1, { path: "relative/name", mode: "path" }).outcome;
     expect(refused).toMatchObject({ ok: false, attempts: 0 });
     expect(poolHealth(settings).endpoints.every((e) => e.up)).toBe(true);
   });
 });
 
-describe("ClamdPool with a clamd that hangs or is slow", () => {
+describe("the pool with a clamd that hangs or is slow", () => {
   let relay: ClamdRelay | undefined;
   beforeAll(async () => {
     relay = await startRelay(clamds[0]!.port);
@@ -220,7 +195,7 @@ describe("ClamdPool with a clamd that hangs or is slow", () => {
       streamMaxLength: 1 << 20,
       deadlineMs: 2000,
     });
-    const { outcome, ms } = scanOnce(new ClamdPool(settings));
+    const { outcome, ms } = scanOnce(oneAtATime(settings));
     expect(outcome).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [EICAR_FOUND] }, attempts: 2 });
     expect(ms).toBeGreaterThanOrEqual(500);
     expect(ms).toBeLessThan(settings.deadlineMs);
@@ -239,7 +214,7 @@ describe("ClamdPool with a clamd that hangs or is slow", () => {
       streamMaxLength: 1 << 20,
       deadlineMs: 1000,
     });
-    const { outcome, ms } = scanOnce(new ClamdPool(settings));
+    const { outcome, ms } = scanOnce(oneAtATime(settings));
     expect(outcome.ok).toBe(false);
     if (!outcome.ok) {
       expect(outcome.error.kind).toBe("timeout");
@@ -260,10 +235,10 @@ describe("ClamdPool with a clamd that hangs or is slow", () => {
       retries: 0,
       streamMaxLength: 1 << 20,
     });
-    const run = await startWorkers(settings, 4, "stream");
+    const run = startLoad(settings, eicar, { width: 4 });
     await Bun.sleep(1500);
-    const reports = await run.finish();
-    expect(reports.flatMap((r) => r.errors)).toEqual([]);
+    const report = await run.stop();
+    expect(report.errors).toEqual([]);
     const [slow, fast] = poolHealth(settings).endpoints;
     // Round-robin alone would give the slow one about half; in-flight counting keeps it to a few.
     expect(fast!.scans).toBeGreaterThan(5 * slow!.scans);
@@ -319,12 +294,12 @@ describe("startHealthChecks()", () => {
     const solo = await startClamd();
     try {
       const settings = createPoolSettings({ endpoints: [{ kind: "unix", path: solo.socket }], timeoutMs: 1000, retries: 0, streamMaxLength: 1 << 20 });
-      const pool = new ClamdPool(settings);
+      const pool = oneAtATime(settings);
       await solo.stop();
-      expect(scanOnce(pool, "fd").outcome.ok).toBe(false);
+      expect(scanOnce(pool).outcome.ok).toBe(false);
       expect(poolHealth(settings).endpoints[0]!.up).toBe(false);
       await solo.restart();
-      expect(scanOnce(pool, "fd").outcome).toMatchObject({ ok: true, verdict: { kind: "infected" } });
+      expect(scanOnce(pool).outcome).toMatchObject({ ok: true, verdict: { kind: "infected" } });
       expect(poolHealth(settings).endpoints[0]!.up).toBe(true);
     } finally {
       await disposeClamd(solo);

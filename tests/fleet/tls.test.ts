@@ -8,15 +8,14 @@ import { poolHealth, startHealthChecks, type HealthChange } from "../../src/clam
 import { monotonicMs } from "../../ffi/libc.ts";
 import { PollSet } from "../../ffi/poll.ts";
 import { ClamdMultiplexer } from "../../src/clamd/multiplexer.ts";
-import { ClamdPool } from "../../src/clamd/pool.ts";
 import { createPoolSettings } from "../../src/clamd/pool-settings.ts";
 import type { ScanOutcome } from "../../src/clamd/types.ts";
 import type { TlsEndpoint } from "../../src/config/types.ts";
 import { ClamdError } from "../../src/errors.ts";
 import { disposeClamd, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { EICAR, EICAR_SIGNATURE, MARKER_SIGNATURE, markedBody } from "../fixtures/signatures.ts";
+import { muxHarness, startLoad } from "../fixtures/multiplexer.ts";
 import { makePki, startTerminator, type Terminator, type TestPki } from "./tls-fixture.ts";
-import type { PoolJob, PoolReport } from "./pool-worker.ts";
 
 let clamd: TestClamd;
 let pki: TestPki;
@@ -220,7 +219,7 @@ describe("TLS endpoints in the pool and its async health check", () => {
     await expect(requestAsync(tlsEndpoint({ port: stunnel.mtlsPort }), "zPING\0", 3000)).rejects.toThrow(/CERTIFICATE_REQUIRED|certificate required/i);
   });
 
-  test("the health checker keeps a TLS endpoint with the wrong CA down; two Workers scan over the good one", async () => {
+  test("the health checker keeps a TLS endpoint with the wrong CA down; two scans in flight go to the good one", async () => {
     const settings = createPoolSettings({
       endpoints: [tlsEndpoint({ ca: pki.otherCaCert }), tlsEndpoint({ host: "localhost" })],
       timeoutMs: 2000,
@@ -238,27 +237,16 @@ describe("TLS endpoints in the pool and its async health check", () => {
       expect(changes.find((c) => c.index === 0)!.reason).toContain("refused its certificate");
       expect(changes.some((c) => c.index === 1)).toBe(false);
 
-      const stop = new Int32Array(new SharedArrayBuffer(4));
-      const workers = [0, 1].map(() => new Worker(new URL("./pool-worker.ts", import.meta.url).href));
-      const reports = workers.map(
-        (w) =>
-          new Promise<PoolReport>((resolve, reject) => {
-            w.onmessage = (e) => e.data !== "started" && resolve(e.data as PoolReport);
-            w.onerror = (e) => reject(new Error(e.message));
-          }),
-      );
-      for (const w of workers) w.postMessage({ settings, file: files.eicar, mode: "fd", stop } satisfies PoolJob);
+      const run = startLoad(settings, files.eicar, { width: 2 });
       await Bun.sleep(600);
-      Atomics.store(stop, 0, 1);
-      const done = await Promise.all(reports);
-      for (const w of workers) w.terminate();
-      expect(done.flatMap((r) => r.errors)).toEqual([]);
-      expect(done.reduce((n, r) => n + r.infected, 0)).toBeGreaterThan(4);
+      const done = await run.stop();
+      expect(done.errors).toEqual([]);
+      expect(done.infected).toBeGreaterThan(4);
       const health = poolHealth(settings);
       expect(health.endpoints[0]!.scans).toBe(0);
-      expect(health.endpoints[1]!.scans).toBe(done.reduce((n, r) => n + r.scans, 0));
-      // fd passing asked for, streaming done: TLS endpoints always stream.
-      expect(health.counters.scansByMode.fdpass).toBe(0);
+      expect(health.endpoints[1]!.scans).toBe(done.scans);
+      // A descriptor cannot cross the network: the table streams to TLS endpoints.
+      expect(health.counters.scansByMode).toMatchObject({ fdpass: 0, stream: done.scans });
     } finally {
       checker.stop();
     }
@@ -266,9 +254,8 @@ describe("TLS endpoints in the pool and its async health check", () => {
 
   test("a scan through the pool over TLS", () => {
     const settings = createPoolSettings({ endpoints: [tlsEndpoint()], timeoutMs: 3000, retries: 0, streamMaxLength: 1 << 20 });
-    const pool = new ClamdPool(settings);
     const fd = openSync(files.eicar, "r");
-    expect(pool.scanStream(fd)).toMatchObject(infected(EICAR_SIGNATURE));
+    expect(muxHarness(settings, { capacity: 1 }).scan(fd).outcome).toMatchObject(infected(EICAR_SIGNATURE));
     closeSync(fd);
     expect(poolHealth(settings).endpoints).toMatchObject([{ endpoint: `tls://127.0.0.1:${stunnel.port}`, scans: 1, up: true }]);
   });
