@@ -6,7 +6,7 @@ import type { ClamdError } from "../errors.ts";
 import type { Request } from "./conversation.ts";
 import { ClamdMultiplexer, type RequestOutcome } from "./multiplexer.ts";
 import type { PoolSettings } from "./pool-settings.ts";
-import type { ScanMode, ScanOutcome } from "./types.ts";
+import type { ScanOutcome } from "./types.ts";
 
 /** Waits at most this long in one poll() when nothing says how long: a guard against a stall, never reached in practice. */
 const MAX_WAIT_MS = 1000;
@@ -22,10 +22,11 @@ export class BlockingRunner {
   /** SO_PEERCRED pid seen on the last unix connection; undefined when unknown. */
   peerPid: number | undefined;
 
-  constructor(pool: PoolSettings, modes: readonly ScanMode[]) {
+  constructor(pool: PoolSettings) {
     this.mux = new ClamdMultiplexer({
       pool,
-      modes,
+      // Never read: every request here is given outright (submitRequest), none goes by the table.
+      modes: pool.endpoints.map(() => "stream"),
       capacity: 1,
       onDone: (_token, outcome, endpoint) => {
         this.scanOutcome = outcome;
@@ -41,14 +42,6 @@ export class BlockingRunner {
         this.peerPid = pid;
       },
     });
-  }
-
-  /** A scan in the mode the table gives each endpoint tried. */
-  scanByTable(fd: number, deadline: number): ScanOutcome {
-    this.pending = true;
-    this.mux.submit(0, fd, deadline);
-    this.run();
-    return this.scanOutcome!;
   }
 
   /** A scan with the request given outright (fildes, instream, contscan, allmatch). */

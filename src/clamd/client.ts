@@ -40,7 +40,7 @@ export class ClamdClient {
     this.retries = opts.retries;
     this.streamMaxLength = opts.streamMaxLength;
     this.deadlineAt = opts.deadlineAt ?? Infinity;
-    this.runner = new BlockingRunner(pool, [opts.endpoint.kind === "unix" ? "fdpass" : "stream"]);
+    this.runner = new BlockingRunner(pool);
   }
 
   /** zPING → "PONG"; throws ClamdError after the configured retries. */
