@@ -1,9 +1,9 @@
 // The dynamic-directory benchmark (run by hand, as root; not part of the test suite):
 //   bun bench/ddd-bench.ts [--sizes 1000,10000,100000] [--timeout-ms 120000] [--json FILE] [--no-agents]
 // Times "start → protection active everywhere" on trees of N directories (3 levels) on a tmpfs it mounts
-// itself: the engine's startup walk (placeMarks on a notification group), the directory watchers
-// (fanotify FID events vs inotify), both together, both in one walk, onacc end to end (dist/onacc) and
-// clamonacc (/usr/sbin/clamonacc) with the same config. Prints a table, writes JSON (.bench-out/ddd.json).
+// itself: the engine's startup walk (src/engine/marks.ts IncludeMarker on a notification group: the rows
+// named placeMarks), the directory watchers (fanotify FID events vs inotify), both together, both in one
+// walk, onacc end to end (dist/onacc) and clamonacc (/usr/sbin/clamonacc) with the same config. Prints a table, writes JSON (.bench-out/ddd.json).
 // Notification-class groups only (FAN_OPEN, OnAccessPrevention no): nothing here can block an open.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -88,8 +88,8 @@ function kernelWatches(pid: number | "self"): { fanotify: number; inotify: numbe
 // Child: one variant, in-process.
 
 async function runChild(variant: string, root: string): Promise<void> {
-  const { placeMarks } = await import("../src/engine/marks.ts");
-  const { createDirectoryWatcher } = await import("../src/engine/dirwatch/index.ts");
+  const { IncludeMarker } = await import("../src/engine/marks.ts");
+  const { chooseDirectoryWatcher } = await import("../src/engine/dirwatch/index.ts");
   const fan = await import("../ffi/fanotify.ts");
   const { libc, cstr, structBuffer } = await import("../ffi/libc.ts");
   const noop = () => {};
@@ -118,13 +118,14 @@ async function runChild(variant: string, root: string): Promise<void> {
     if (e !== 0 && problems.length < 5) problems.push(`mark: errno ${e}`);
   };
   const watcher = wantsWatcher
-    ? createDirectoryWatcher({ prefer: kind, probePaths: [Buffer.from(root)], onDirectory: variant.startsWith("one-walk") ? markOpen : undefined })
+    ? chooseDirectoryWatcher({ prefer: kind, probePaths: [Buffer.from(root)], onDirectory: variant.startsWith("one-walk") ? markOpen : undefined }).watcher
     : null;
   if (watcher && watcher.kind !== kind) problems.push(`asked for ${kind}, got ${watcher.kind}`);
   let dirs = 0;
   try {
     if (variant.startsWith("placeMarks")) {
-      const r = placeMarks(group, fan.FAN_OPEN, { mountPaths: [], includePaths: [root], excludePaths: [] });
+      // The engine's walk of one include tree (the reader runs it in slices; here in one go).
+      const r = new IncludeMarker(group, fan.FAN_OPEN, [root], []).runToEnd();
       problems.push(...r.problems);
       dirs = r.directories;
     }

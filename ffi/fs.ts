@@ -169,37 +169,6 @@ export function retireFd(fd: number): void {
   libc.close(devnull);
 }
 
-// struct statfs: __fsword_t f_type at offset 0 (x86_64 and aarch64); 120 bytes in all.
-const STATFS_SIZE = 120;
-
-/** Reusable fstatfs(2) for one thread: the file system's magic number (f_type), or -errno. */
-export class FsType {
-  private readonly buf = structBuffer(STATFS_SIZE);
-  private readonly view = new DataView(this.buf.buffer);
-  of(fd: number): number {
-    if (libc.fstatfs(fd, this.buf) !== 0) return -errno();
-    return Number(this.view.getBigInt64(0, true));
-  }
-}
-
-/**
- * Local file systems whose writes always reach fsnotify (f_type magic numbers from <linux/magic.h>).
- * Network and FUSE file systems change under onacc's feet without an event, so no ignore mark is trusted
- * there.
- */
-export const LOCAL_FS_MAGIC: ReadonlySet<number> = new Set([
-  0xef53, // EXT2/3/4_SUPER_MAGIC
-  0x58465342, // XFS_SUPER_MAGIC
-  0x9123683e, // BTRFS_SUPER_MAGIC
-  0x01021994, // TMPFS_MAGIC
-  0xf2f52010, // F2FS_SUPER_MAGIC
-  0x2fc12fc1, // ZFS
-  0x4d44, // MSDOS_SUPER_MAGIC
-  0x2011bab0, // EXFAT_SUPER_MAGIC
-  0x3153464a, // JFS_SUPER_MAGIC
-  0x52654973, // REISERFS_SUPER_MAGIC
-]);
-
 const O_PATH = 0x200000;
 const O_DIRECTORY_ = process.arch === "arm64" ? 0x4000 : 0x10000;
 const O_NOFOLLOW_ = process.arch === "arm64" ? 0x8000 : 0x20000;

@@ -1,6 +1,6 @@
 // inotify(7) through bun:ffi: constants with the names of <sys/inotify.h>, the event record layout, and
 // wrappers for inotify_init1 / inotify_add_watch / inotify_rm_watch. Used where fanotify lacks FID events.
-import { check, errno, libc } from "./libc.ts";
+import { errno, libc } from "./libc.ts";
 
 // Events (mask bits).
 export const IN_ACCESS = 0x1;
@@ -36,10 +36,6 @@ export const IN_CLOEXEC = 0x80000;
  * Hint: `len` counts the NUL padding too; the name ends at its first NUL.
  */
 export const INOTIFY_EVENT_HEADER_LEN = 16;
-
-export function inotifyInit(flags: number): number {
-  return check("inotify_init1", libc.inotify_init1(flags));
-}
 
 /** inotify_add_watch on a byte path (NUL-terminated, see cstr()). Returns the wd, or -errno. */
 export function inotifyAddWatch(fd: number, path: Uint8Array, mask: number): number {

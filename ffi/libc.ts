@@ -80,7 +80,6 @@ export const LIBC_SYMBOLS = {
   getrlimit: { args: [i32, ptr], returns: i32 },
   setrlimit: { args: [i32, ptr], returns: i32 },
   getpwnam: { args: [ptr], returns: ptr },
-  getpwuid: { args: [u32], returns: ptr },
   setsid: { args: [], returns: i32 },
   dup2: { args: [i32, i32], returns: i32 },
   clock_gettime: { args: [i32, ptr], returns: i32 },

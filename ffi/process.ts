@@ -1,6 +1,6 @@
 // Process-level libc calls: RLIMIT_NOFILE (each pending event holds an fd), user lookups through NSS
-// (getpwnam/getpwuid, so LDAP users resolve too), and detaching from the terminal.
-import { CString, read as readPtr, type Pointer } from "bun:ffi";
+// (getpwnam, so LDAP users resolve too), and detaching from the terminal.
+import { read as readPtr, type Pointer } from "bun:ffi";
 import { check, cstr, libc, structBuffer } from "./libc.ts";
 
 export const RLIMIT_NOFILE = 7;
@@ -33,14 +33,6 @@ const PW_UID_OFFSET = 16;
 export function uidOfUser(name: string): number | undefined {
   const p = libc.getpwnam(cstr(name));
   return p ? readPtr.u32(p as Pointer, PW_UID_OFFSET) : undefined;
-}
-
-/** The name of a uid, or undefined. Not thread-safe: main thread only. */
-export function userOfUid(uid: number): string | undefined {
-  const p = libc.getpwuid(uid);
-  if (!p) return undefined;
-  const namePtr = readPtr.ptr(p as Pointer, 0);
-  return namePtr ? new CString(namePtr as Pointer).toString() : undefined;
 }
 
 const SIGIO = 29; // x86_64 and arm64 alike

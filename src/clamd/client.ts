@@ -19,9 +19,6 @@ export interface ClamdClientOptions {
   streamMaxLength: number;
 }
 
-// src/engine/agent.ts imports describeEndpoint from here until the engine's rebuild.
-export { describeEndpoint } from "./address.ts";
-
 const encoder = new TextEncoder();
 
 export class ClamdClient {

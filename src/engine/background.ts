@@ -145,10 +145,6 @@ export class Rewalk {
     this.stack = roots.map((r) => Buffer.from(r));
   }
 
-  get done(): boolean {
-    return this.stack.length === 0 && this.found.length === 0;
-  }
-
   /**
    * Works for about `budgetMs`, handing changed files to `emit` until it refuses one (queue full: the walk
    * pauses there). Returns true when the walk is complete.

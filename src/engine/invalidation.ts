@@ -86,11 +86,6 @@ export class Invalidation {
     this.logWatchers.clear();
   }
 
-  /** True while a database change waits for clamd to load it (caching is suspended meanwhile). */
-  get reloadPending(): boolean {
-    return this.pending !== undefined;
-  }
-
   /** Polls every endpoint once (also the periodic tick). */
   async poll(): Promise<void> {
     if (this.polling || this.stopped) return;

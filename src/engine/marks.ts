@@ -83,10 +83,6 @@ export class IncludeMarker {
     this.excluded = excludePaths.map((p) => Buffer.from(p.endsWith("/") ? p : `${p}/`));
   }
 
-  get done(): boolean {
-    return this.stack.length === 0;
-  }
-
   /** Marks directories until the walk is done or `deadline` (monotonic ms from `now`) passes; true when done. */
   step(now: () => number, deadline: number): boolean {
     let n = 0;
@@ -143,13 +139,4 @@ export class IncludeMarker {
     }
     this.report.problems.push(`cannot watch "${path}": ${err instanceof Error ? err.message : String(err)}`);
   }
-}
-
-/** Mount marks and every include tree, in one go (tests and benchmarks; the engine walks in slices). */
-export function placeMarks(group: number, mask: number, t: MarkTargets): MarkReport {
-  const { usable, problems } = usableIncludePaths(t.includePaths, t.excludePaths);
-  const marker = new IncludeMarker(group, mask, usable, t.excludePaths);
-  markMounts(group, mask, t.mountPaths, marker.report);
-  marker.report.problems.unshift(...problems);
-  return marker.runToEnd();
 }

@@ -8,8 +8,6 @@ import type { ExclusionSettings } from "./exclusions.ts";
 import type { RingBuffers } from "./ring.ts";
 import type { LogSettings } from "../log/logger.ts";
 
-export type { LogSettings } from "../log/logger.ts";
-
 /** What the kernel is asked to report, and which trees. */
 export interface MarkSettings {
   /** FAN_OPEN_PERM with prevention, FAN_OPEN | FAN_CLOSE_WRITE without. */

@@ -55,13 +55,6 @@ export class TrustedProcesses {
     Atomics.add(this.ints, I_SEQ, 1); // even again
   }
 
-  list(): ProcessIdentity[] {
-    const out: ProcessIdentity[] = [];
-    const n = Atomics.load(this.ints, I_COUNT);
-    for (let i = 0; i < n; i++) out.push({ pid: Atomics.load(this.ints, I_PIDS + i), startTime: this.starts[i]! });
-    return out;
-  }
-
   /**
    * True only when `pid` is a listed process that still runs: the process now holding that PID started
    * when the listed one did. Costs one /proc read, and only for a PID on the list.

@@ -45,8 +45,3 @@ export function errnoReason(errno: number): string {
   const code = _errnoNames.get(errno);
   return code ? fsReason({ code }) : `errno ${errno}`;
 }
-
-/** The errno symbol of a bare errno number ("ENOENT"), or undefined. */
-export function errnoCode(errno: number): string | undefined {
-  return _errnoNames.get(errno);
-}

@@ -4,11 +4,10 @@
 // Threads: Workers share no JS objects, so each Worker builds its own Logger from the serializable
 // LogSettings the main thread posts to it; every Logger opens the file itself with O_APPEND, and the
 // kernel appends each record's single write whole. Rotation (SIGHUP): only the main thread receives the
-// signal; it calls its own logger.reopen() and tells every Worker, which calls reopen() on its Logger:
-// either by posting LOG_REOPEN_MESSAGE (for a Worker whose event loop reads messages; check with
-// isLogReopenMessage) or, for a Worker that loops synchronously and never reads messages, by bumping a
-// generation counter in shared memory that it polls between scans. A Worker busy with a scan reopens after
-// it; until then its lines still land in the renamed file, which is why logrotate wants `delaycompress`.
+// signal; it calls its own logger.reopen() and bumps a generation counter in shared memory
+// (src/engine/control.ts) that every Worker polls between events, calling reopen() on its Logger. A Worker
+// busy with an event reopens after it; until then its lines still land in the renamed file, which is why
+// logrotate wants `delaycompress`.
 // Size-based rotation (--log-max-size) needs no signal: each thread checks the size before it appends
 // and rotates or reopens by itself (src/log/rotate.ts).
 import { closeSync, constants, openSync, writeSync } from "node:fs";
@@ -19,8 +18,6 @@ import { displayPath, oneLine } from "./display-path.ts";
 import { fsReason } from "./fs-reason.ts";
 import { fileFormatterFor, jsonFormatter, textConsoleFormatter, type LogFormatter, type LogLevel, type LogRecord } from "./format.ts";
 import { beforeAppend, rotate, type RotationPolicy } from "./rotate.ts";
-
-export type { LogFormatter, LogLevel, LogRecord } from "./format.ts";
 
 /** What a Worker needs to build its own Logger; plain data so it survives postMessage. */
 export interface LogSettings {
@@ -85,17 +82,6 @@ export class LogFileError extends OnaccError {
     this.path = path;
     this.reason = reason;
   }
-}
-
-/** What the main thread posts to each Worker on SIGHUP. */
-export interface LogReopenMessage {
-  type: "onacc:log-reopen";
-}
-
-export const LOG_REOPEN_MESSAGE: LogReopenMessage = { type: "onacc:log-reopen" };
-
-export function isLogReopenMessage(data: unknown): data is LogReopenMessage {
-  return typeof data === "object" && data !== null && (data as { type?: unknown }).type === LOG_REOPEN_MESSAGE.type;
 }
 
 /**

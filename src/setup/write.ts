@@ -6,7 +6,6 @@ import { ONACC_DROPIN_DIR, ONACC_OPTION_NAMES } from "../config/onacc-options.ts
 import { serializeConfig, type ConfigLine } from "../config/serialize.ts";
 import { OnaccError } from "../errors.ts";
 import { actionFlag, isInside, type SetupAnswers } from "./answers.ts";
-import { describeEndpoint } from "../clamd/address.ts";
 import { normalizePath } from "../config/values.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/onacc/onacc.conf";
@@ -159,11 +158,6 @@ export function fileHasText(path: string, text: string): boolean {
 export function manualCommand(answers: SetupAnswers, configPath: string, binary = "onacc"): string {
   const flag = actionFlag(answers.action);
   return `${binary} --foreground --config-file=${configPath}${flag ? ` ${flag}` : ""}`;
-}
-
-/** A one-line description of clamd for summaries. */
-export function clamdSummary(answers: SetupAnswers): string {
-  return `${describeEndpoint(answers.clamd)}${answers.clamdVersion ? ` (${answers.clamdVersion})` : ""}`;
 }
 
 function _replaceFile(path: string, text: string): void {

@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { fstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FanotifyFsWatcher, chooseDirectoryWatcher, type WatcherOptions } from "../../src/engine/dirwatch/index.ts";
+import { FanotifyFsWatcher } from "../../src/engine/dirwatch/fanotify-fs.ts";
+import { chooseDirectoryWatcher } from "../../src/engine/dirwatch/index.ts";
+import type { WatcherOptions } from "../../src/engine/dirwatch/types.ts";
 import { Recorder, bytes, text } from "../fixtures/dir-events.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
 

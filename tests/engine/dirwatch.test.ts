@@ -3,17 +3,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  chooseDirectoryWatcher,
-  createDirectoryWatcher,
-  listDirectory,
-  runDirectoryWatcher,
-  type DirectoryWatcher,
-  type WatcherKind,
-  type WatcherOptions,
-} from "../../src/engine/dirwatch/index.ts";
-import { WakeFd } from "../../ffi/poll.ts";
-import { libc } from "../../ffi/libc.ts";
+import { chooseDirectoryWatcher, type DirectoryWatcher } from "../../src/engine/dirwatch/index.ts";
+import { listDirectory } from "../../src/engine/dirwatch/list.ts";
+import type { WatcherKind, WatcherOptions } from "../../src/engine/dirwatch/types.ts";
+import { POLLIN, PollSet } from "../../ffi/poll.ts";
 import { Recorder, bytes, text } from "../fixtures/dir-events.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
 
@@ -46,13 +39,20 @@ function freshDir(label: string): string {
   return dir;
 }
 
+/** Drains `w` each time poll() finds its fd readable, as the reader thread waits on it, until `done()` or `limitMs`. */
+function drainWhenReadable(w: DirectoryWatcher, rec: Recorder, done: () => boolean, limitMs: number): void {
+  const polls = new PollSet([{ fd: w.fd, events: POLLIN }]);
+  const giveUp = Date.now() + limitMs;
+  while (!done() && Date.now() < giveUp) if (polls.wait(50) > 0) w.drain(rec);
+}
+
 async function withWatcher(
   kind: WatcherKind,
   body: (w: DirectoryWatcher, dir: string, rec: Recorder) => void | Promise<void>,
   options: WatcherOptions = {},
 ) {
   const dir = freshDir(kind);
-  const w = createDirectoryWatcher({ prefer: kind, ...options });
+  const w = chooseDirectoryWatcher({ prefer: kind, ...options }).watcher;
   try {
     expect(w.kind).toBe(kind);
     await body(w, dir, new Recorder());
@@ -350,12 +350,9 @@ describe.each(["fanotify", "inotify"] as const)("%s watcher", (kind) => {
       w.addTree(bytes(dir), []);
       const script = 'for i in $(seq 1 100); do mkdir -p "d$i/e/f" && echo x > "d$i/e/f/file"; done; echo > done';
       const proc = Bun.spawn(["sh", "-c", script], { cwd: dir, stdout: "ignore", stderr: "ignore" });
-      const wake = new WakeFd();
-      const giveUp = Date.now() + 10_000;
       try {
-        runDirectoryWatcher(w, rec, wake, () => rec.filesNamed(`${dir}/done`).length > 0 || Date.now() > giveUp, 50);
+        drainWhenReadable(w, rec, () => rec.filesNamed(`${dir}/done`).length > 0, 10_000);
       } finally {
-        libc.close(wake.fd);
         proc.kill();
       }
       w.drain(rec);
@@ -365,17 +362,15 @@ describe.each(["fanotify", "inotify"] as const)("%s watcher", (kind) => {
     });
   });
 
-  test("runDirectoryWatcher() drains in a poll() loop until stopped", async () => {
+  test("its fd turns readable in poll() when a directory appears, and the drain reports it", async () => {
     await withWatcher(kind, (w, dir, rec) => {
       w.addTree(bytes(dir), []);
+      const polls = new PollSet([{ fd: w.fd, events: POLLIN }]);
+      expect(polls.wait(0)).toBe(0);
       mkdirSync(join(dir, "x"));
-      const wake = new WakeFd();
-      const giveUp = Date.now() + 5000;
-      try {
-        runDirectoryWatcher(w, rec, wake, () => rec.added.length > 0 || Date.now() > giveUp, 50);
-      } finally {
-        libc.close(wake.fd);
-      }
+      expect(polls.wait(5000)).toBe(1);
+      expect(polls.revents(0) & POLLIN).toBe(POLLIN);
+      w.drain(rec);
       expect(rec.added).toEqual([`${dir}/x`]);
     });
   });
@@ -390,10 +385,10 @@ describe.each(["fanotify", "inotify"] as const)("%s watcher", (kind) => {
       writeFileSync(
         child,
         `import { writeFileSync, mkdirSync } from "node:fs";
-import { createDirectoryWatcher } from ${JSON.stringify(`${ROOT}/src/engine/dirwatch/index.ts`)};
+import { chooseDirectoryWatcher } from ${JSON.stringify(`${ROOT}/src/engine/dirwatch/index.ts`)};
 const [kind, root] = process.argv.slice(2);
 writeFileSync(kind === "inotify" ? "/proc/sys/user/max_inotify_watches" : "/proc/sys/user/max_fanotify_marks", "4");
-const w = createDirectoryWatcher({ prefer: kind, unlimited: false });
+const w = chooseDirectoryWatcher({ prefer: kind, unlimited: false }).watcher;
 const limits = [], files = [];
 const ev = { directoryAdded() {}, directoryRemoved() {}, fileLanded: (p) => files.push(Buffer.from(p).toString()), overflow() {},
   limit: (m) => limits.push(m), warning: (m) => limits.push("warning: " + m) };

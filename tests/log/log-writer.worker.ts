@@ -1,22 +1,20 @@
 // Test Worker: builds its own Logger from posted LogSettings (as scanner Workers do), writes numbered
-// lines of varied length on request, and reopens the file when sent LOG_REOPEN_MESSAGE.
-import { createLogger, isLogReopenMessage, type LogSettings, type Logger } from "../../src/log/logger.ts";
+// lines of varied length on request, and reopens the file when told (as the engine's Workers do when the
+// main thread bumps the log generation).
+import { createLogger, type LogSettings, type Logger } from "../../src/log/logger.ts";
 
 declare const self: Worker;
 
 type Command =
   | { cmd: "start"; settings: LogSettings }
   | { cmd: "write"; tag: string; count: number }
+  | { cmd: "reopen" }
   | { cmd: "close" };
 
 let logger: Logger | undefined;
 
 self.onmessage = (event: MessageEvent<Command>) => {
   const data = event.data;
-  if (isLogReopenMessage(data)) {
-    self.postMessage({ reopened: logger?.reopen() ?? false });
-    return;
-  }
   if (data.cmd === "start") {
     logger = createLogger(data.settings);
     self.postMessage({ started: true });
@@ -27,6 +25,8 @@ self.onmessage = (event: MessageEvent<Command>) => {
       logger!.error(`${data.tag} ${i} ${padding} end`);
     }
     self.postMessage({ written: data.count, failures: logger!.writeFailures });
+  } else if (data.cmd === "reopen") {
+    self.postMessage({ reopened: logger?.reopen() ?? false });
   } else if (data.cmd === "close") {
     logger?.close();
     self.postMessage({ closed: true });

@@ -4,10 +4,8 @@ import { join, resolve } from "node:path";
 import { OnaccError } from "../../src/errors.ts";
 import {
   LOG_FILE_MODE,
-  LOG_REOPEN_MESSAGE,
   LogFileError,
   createLogger,
-  isLogReopenMessage,
   type LogSettings,
 } from "../../src/log/logger.ts";
 
@@ -154,13 +152,6 @@ describe("reopen()", () => {
   test("reopen() without a log file does nothing and says so", () => {
     expect(createLogger({ foreground: false, verbose: false }).reopen()).toBe(false);
   });
-
-  test("isLogReopenMessage() recognises only the reopen message", () => {
-    expect(isLogReopenMessage(structuredClone(LOG_REOPEN_MESSAGE))).toBe(true);
-    expect(isLogReopenMessage({ type: "scan" })).toBe(false);
-    expect(isLogReopenMessage(null)).toBe(false);
-    expect(isLogReopenMessage("onacc:log-reopen")).toBe(false);
-  });
 });
 
 // Starts test Workers, each with its own Logger built from the same settings.
@@ -203,13 +194,13 @@ describe("several writers", () => {
     for (const indexes of seen.values()) expect(indexes.size).toBe(1000);
   });
 
-  test("a Worker sent LOG_REOPEN_MESSAGE writes to the new file after rotation", async () => {
+  test("a Worker told to reopen its log writes to the new file after rotation", async () => {
     const path = freshLogPath();
     const { workers, ask, stop } = await startWriters(2, { logFile: path, foreground: false, verbose: false });
     try {
       await Promise.all(workers.map((w, n) => ask(w, { cmd: "write", tag: `old${n}`, count: 2 })));
       renameSync(path, `${path}.1`);
-      const replies = await Promise.all(workers.map((w) => ask(w, LOG_REOPEN_MESSAGE)));
+      const replies = await Promise.all(workers.map((w) => ask(w, { cmd: "reopen" })));
       expect(replies).toEqual([{ reopened: true }, { reopened: true }]);
       await Promise.all(workers.map((w, n) => ask(w, { cmd: "write", tag: `new${n}`, count: 2 })));
       await Promise.all(workers.map((w) => ask(w, { cmd: "close" })));

@@ -1,5 +1,6 @@
 // Dynamic directory determination (DDD) and extra scanning: picks the directory watcher the kernel
-// supports (fanotify filesystem marks, fanotify directory marks, else inotify) and runs it in a poll() loop.
+// supports (fanotify filesystem marks, fanotify directory marks, else inotify). The reader thread waits on
+// its fd in its own poll() (src/engine/folders.ts).
 import { Errno, errnoName } from "../../../ffi/errors.ts";
 import {
   AT_HANDLE_FID,
@@ -21,19 +22,14 @@ import {
   fanotifyMarkErrno,
 } from "../../../ffi/fanotify.ts";
 import { errno, libc } from "../../../ffi/libc.ts";
-import { POLLIN, PollSet, type WakeFd } from "../../../ffi/poll.ts";
 import { DIR_OPEN_FLAGS, pathZ } from "./base.ts";
 import { DIRWATCH_FS_MASK, FanotifyFsWatcher } from "./fanotify-fs.ts";
 import { DIRWATCH_FAN_INIT_FLAGS, DIRWATCH_FAN_MASK, DIRWATCH_FAN_UNLIMITED, FanotifyWatcher } from "./fanotify.ts";
 import { InotifyWatcher } from "./inotify.ts";
 import { bytesToText } from "./tree.ts";
-import type { DirEvents, DirectoryWatcher, WatcherKind, WatcherOptions } from "./types.ts";
+import type { DirectoryWatcher, WatcherOptions } from "./types.ts";
 
-export type { DirEvents, DirectoryWatcher, WatcherHooks, WatcherKind, WatcherOptions } from "./types.ts";
-export { listDirectory, type DirectoryEntry } from "./list.ts";
-export { FanotifyWatcher } from "./fanotify.ts";
-export { FanotifyFsWatcher } from "./fanotify-fs.ts";
-export { InotifyWatcher } from "./inotify.ts";
+export type { DirEvents, DirectoryWatcher } from "./types.ts";
 
 /** The watcher and one line for --verbose saying which implementation and why. */
 export interface WatcherChoice {
@@ -69,11 +65,6 @@ export function chooseDirectoryWatcher(options: WatcherOptions = {}): WatcherCho
   }
   const reason = prefer === "inotify" ? "directory watcher: inotify (as asked)" : `directory watcher: inotify, because ${why.join("; ")}`;
   return { watcher: new InotifyWatcher(options), reason };
-}
-
-/** Like chooseDirectoryWatcher(), returning only the watcher. */
-export function createDirectoryWatcher(prefer?: WatcherKind | WatcherOptions): DirectoryWatcher {
-  return chooseDirectoryWatcher(typeof prefer === "string" ? { prefer } : (prefer ?? {})).watcher;
 }
 
 /** A ready group (the caller owns it) or why fanotify cannot serve in that mode. */
@@ -122,21 +113,4 @@ function probe_(paths: Uint8Array[], unlimited: boolean, filesystem: boolean): {
     }
   }
   return { group, why: "" };
-}
-
-/**
- * Runs `watcher` until `stopping()`: waits in poll() on its fd and `wake` (never in a blocking read, so a
- * Worker can always be stopped: set the flag, then wake.wake()). For a Worker of its own; blocks the thread.
- */
-export function runDirectoryWatcher(watcher: DirectoryWatcher, events: DirEvents, wake: WakeFd, stopping: () => boolean, pollTimeoutMs = 1000): void {
-  const polls = new PollSet([
-    { fd: watcher.fd, events: POLLIN },
-    { fd: wake.fd, events: POLLIN },
-  ]);
-  while (!stopping()) {
-    polls.wait(pollTimeoutMs);
-    if (polls.revents(1)) wake.drain();
-    if (stopping()) break;
-    watcher.drain(events);
-  }
 }
