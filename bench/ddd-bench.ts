@@ -91,6 +91,7 @@ async function runChild(variant: string, root: string): Promise<void> {
   const { IncludeMarker } = await import("../src/engine/marks.ts");
   const { chooseDirectoryWatcher } = await import("../src/engine/dirwatch/index.ts");
   const fan = await import("../ffi/fanotify.ts");
+  const { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } = await import("../ffi/fcntl.ts");
   const { libc, cstr, structBuffer } = await import("../ffi/libc.ts");
   const noop = () => {};
   const problems: string[] = [];
@@ -111,7 +112,7 @@ async function runChild(variant: string, root: string): Promise<void> {
 
   const t0 = performance.now();
   const group = wantsGroup
-    ? fan.fanotifyInit(fan.FAN_CLASS_NOTIF | fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_UNLIMITED_QUEUE | fan.FAN_UNLIMITED_MARKS, fan.O_RDONLY | fan.O_CLOEXEC)
+    ? fan.fanotifyInit(fan.FAN_CLASS_NOTIF | fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_UNLIMITED_QUEUE | fan.FAN_UNLIMITED_MARKS, O_RDONLY | O_CLOEXEC)
     : -1;
   const markOpen = (fd: number) => {
     const e = fan.fanotifyMarkErrno(group, fan.FAN_MARK_ADD | fan.FAN_MARK_ONLYDIR, fan.FAN_OPEN | fan.FAN_EVENT_ON_CHILD, fd, null);
@@ -199,7 +200,7 @@ async function runChild(variant: string, root: string): Promise<void> {
       const paths = watcher!.watchedPaths();
       const keys: { key: string; type: number; bytes: Uint8Array; path: Uint8Array }[] = [];
       for (const p of paths) {
-        const fd = libc.openat(-100, cstr(p), 0x10000 | 0x80000, 0);
+        const fd = libc.openat(AT_FDCWD, cstr(p), O_DIRECTORY | O_CLOEXEC, 0);
         if (fd < 0) continue;
         if (handles.encode(fd) === 0) {
           const b = handles.bytes().slice();
@@ -212,11 +213,11 @@ async function runChild(variant: string, root: string): Promise<void> {
       const m0 = performance.now();
       for (const k of keys) if (map.get(k.key)) hits++;
       result.resolveMapMs = Math.round((performance.now() - m0) * 100) / 100;
-      const mountFd = libc.openat(-100, cstr(root), 0x10000 | 0x80000, 0);
+      const mountFd = libc.openat(AT_FDCWD, cstr(root), O_DIRECTORY | O_CLOEXEC, 0);
       const link = structBuffer(4096);
       const s0 = performance.now();
       for (const k of keys) {
-        const fd = handles.open(mountFd, k.type, k.bytes, fan.O_PATH | 0x80000);
+        const fd = handles.open(mountFd, k.type, k.bytes, O_PATH | O_CLOEXEC);
         if (fd < 0) continue;
         if (libc.readlink(cstr(`/proc/self/fd/${fd}`), link, 4096) > 0) hits++;
         libc.close(fd);

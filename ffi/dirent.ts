@@ -2,17 +2,7 @@
 // file types) and no per-entry stat. Used by the mark walk, which must never open anything but directories.
 import { check, cstr, errno, libc, structBuffer } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
-
-export const O_RDONLY = 0;
-export const O_DIRECTORY = 0x10000; // x86_64 (and asm-generic)
-export const O_NOFOLLOW = 0x20000;
-export const O_CLOEXEC = 0x80000;
-export const O_NONBLOCK = 0x800;
-// Hint: arm64 overrides these two: O_DIRECTORY is 0x4000 and O_NOFOLLOW 0x8000 there.
-const IS_ARM64 = process.arch === "arm64";
-const DIR_FLAGS = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (IS_ARM64 ? 0x4000 | 0x8000 : O_DIRECTORY | O_NOFOLLOW);
-/** For opening a file onacc found by name: never blocks on a FIFO, never follows a symlink. */
-export const FILE_PEEK_FLAGS = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (IS_ARM64 ? 0x8000 : O_NOFOLLOW);
+import { AT_FDCWD, DIR_OPEN_FLAGS } from "./fcntl.ts";
 
 /** d_type values of struct linux_dirent64. */
 export const DT_UNKNOWN = 0;
@@ -28,13 +18,13 @@ const D_NAME = 19;
 const BUF_SIZE = 32 * 1024;
 
 /** Opens a directory (never a symlink, FIFO or device: O_DIRECTORY|O_NOFOLLOW|O_NONBLOCK). */
-export function openDirectory(path: Uint8Array | string, dirfd = -100): number {
-  return check("open", libc.openat(dirfd, cstr(path), DIR_FLAGS, 0), typeof path === "string" ? JSON.stringify(path) : undefined);
+export function openDirectory(path: Uint8Array | string, dirfd = AT_FDCWD): number {
+  return check("open", libc.openat(dirfd, cstr(path), DIR_OPEN_FLAGS, 0), typeof path === "string" ? JSON.stringify(path) : undefined);
 }
 
 /** Same, returning -errno instead of throwing. */
 export function openDirectoryAt(dirfd: number, name: Uint8Array): number {
-  const fd = libc.openat(dirfd, cstr(name), DIR_FLAGS, 0);
+  const fd = libc.openat(dirfd, cstr(name), DIR_OPEN_FLAGS, 0);
   return fd < 0 ? -errno() : fd;
 }
 

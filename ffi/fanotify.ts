@@ -2,6 +2,7 @@
 // and typed wrappers for fanotify_init, fanotify_mark and writing a permission response.
 import { check, cstr, libc, structBuffer, errno } from "./libc.ts";
 import { SyscallError } from "./errors.ts";
+import { AT_EMPTY_PATH } from "./fcntl.ts";
 
 // Events (mask bits).
 export const FAN_ACCESS = 0x1;
@@ -57,9 +58,8 @@ export const FAN_DENY = 0x2;
 export const FANOTIFY_METADATA_VERSION = 3;
 export const FAN_NOFD = -1;
 
-// event_f_flags for fanotify_init: how the kernel opens each event's fd. O_LARGEFILE is implied on 64-bit.
-export const O_RDONLY = 0;
-export const O_CLOEXEC = 0x80000;
+// event_f_flags for fanotify_init (how the kernel opens each event's fd) are open flags: ffi/fcntl.ts.
+// O_LARGEFILE is implied on 64-bit.
 
 /**
  * struct fanotify_event_metadata (24 bytes):
@@ -255,10 +255,8 @@ export function forEachFidEvent(
 // File handles (name_to_handle_at(2), open_by_handle_at(2)) and filesystem ids (fstatfs(2) f_fsid): what a
 // FID event's record is matched against.
 export const MAX_HANDLE_SZ = 128;
-export const AT_EMPTY_PATH = 0x1000;
 /** Ask for the handle fanotify reports (an identifier, maybe not openable; Linux 6.5+, EINVAL before). */
 export const AT_HANDLE_FID = 0x200;
-export const O_PATH = 0x200000;
 
 /** struct statfs is 120 bytes on x86_64 and aarch64; f_fsid (two ints) sits at 56 on both. */
 const STATFS_SIZE = 120;

@@ -1,5 +1,6 @@
 // File-descriptor facts the engine needs per event: fstat (type, size, times) and the path behind an fd
 // (readlink of /proc/self/fd/N, as raw bytes: names may hold newlines or invalid UTF-8).
+import { AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH, O_RDWR } from "./fcntl.ts";
 import { cstr, errno, libc, structBuffer } from "./libc.ts";
 
 // statx(2) through syscall(): one struct layout on every architecture, exported by every C library (glibc
@@ -7,8 +8,6 @@ import { cstr, errno, libc, structBuffer } from "./libc.ts";
 // thread that must never block (the fanotify reader) ask NFS, CIFS or FUSE for cached attributes only.
 // Hint: struct statx (linux/stat.h) is 256 bytes; the offsets below are the kernel's.
 const SYS_statx = process.arch === "arm64" ? 291 : 332;
-const AT_EMPTY_PATH = 0x1000;
-const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_STATX_DONT_SYNC = 0x4000;
 const STATX_BASIC_STATS = 0x7ff;
 const STATX_MNT_ID = 0x1000;
@@ -160,7 +159,7 @@ export function closeFd(fd: number): void {
  * number (a scanner finishing during shutdown) writes into /dev/null instead of a reused descriptor.
  */
 export function retireFd(fd: number): void {
-  const devnull = libc.openat(-100, cstr("/dev/null"), 2 /* O_RDWR */ | 0x80000 /* O_CLOEXEC */, 0);
+  const devnull = libc.openat(AT_FDCWD, cstr("/dev/null"), O_RDWR | O_CLOEXEC, 0);
   if (devnull < 0) {
     libc.close(fd);
     return;
@@ -169,11 +168,7 @@ export function retireFd(fd: number): void {
   libc.close(devnull);
 }
 
-const O_PATH = 0x200000;
-const O_DIRECTORY_ = process.arch === "arm64" ? 0x4000 : 0x10000;
-const O_NOFOLLOW_ = process.arch === "arm64" ? 0x8000 : 0x20000;
-const O_CLOEXEC_ = 0x80000;
-const PIN_FLAGS = O_PATH | O_DIRECTORY_ | O_NOFOLLOW_ | O_CLOEXEC_;
+const PIN_FLAGS = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
 /**
  * Opens the directory holding `path` (an absolute path) one component at a time, refusing every symlink
@@ -185,7 +180,7 @@ export function openParentNoSymlinks(path: Uint8Array): number {
   if (path[0] !== 0x2f) return -22; // EINVAL: not absolute
   let end = path.length;
   while (end > 1 && path[end - 1] !== 0x2f) end--;
-  let cur = libc.openat(-100, cstr("/"), PIN_FLAGS, 0);
+  let cur = libc.openat(AT_FDCWD, cstr("/"), PIN_FLAGS, 0);
   if (cur < 0) return -errno();
   let start = 1;
   while (start < end) {

@@ -1,11 +1,10 @@
 // Process-level libc calls: RLIMIT_NOFILE (each pending event holds an fd), user lookups through NSS
 // (getpwnam, so LDAP users resolve too), and detaching from the terminal.
 import { read as readPtr, type Pointer } from "bun:ffi";
+import { AT_FDCWD, O_RDWR } from "./fcntl.ts";
 import { check, cstr, libc, structBuffer } from "./libc.ts";
 
 export const RLIMIT_NOFILE = 7;
-export const AT_FDCWD = -100;
-const O_RDWR = 2;
 
 /** struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; } */
 export function getNofileLimit(): { soft: number; hard: number } {

@@ -1,15 +1,11 @@
 // /proc facts for checks that run on every fanotify event, read into reusable buffers (no allocation per
 // call): the identity of the file a process executes (through the /proc/PID/exe magic link), a process's
 // parent and start time read through one /proc/PID handle, and the targets of /proc links as bytes.
+import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } from "./fcntl.ts";
 import { AT_STATX_DONT_SYNC, Fstat, emptyStat, type FdStat } from "./fs.ts";
 import { libc, structBuffer } from "./libc.ts";
 
-const AT_FDCWD = -100;
-const O_RDONLY = 0;
-const O_CLOEXEC = 0x80000;
 // An O_PATH open raises no fanotify event and reads nothing: safe on the thread that answers events.
-const O_PATH = 0x200000;
-const O_DIRECTORY = process.arch === "arm64" ? 0x4000 : 0x10000;
 const PATH_MAX = 4096;
 /** /proc/PID/stat up to field 22 fits: the command name is at most 64 bytes, each number at most 20. */
 const STAT_BYTES = 1024;

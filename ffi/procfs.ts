@@ -1,9 +1,9 @@
 // Small /proc files read without allocating, for threads that look at every event's opener: the effective
 // uid (/proc/PID/status) and the start time that tells a process from a later one with the same PID
 // (/proc/PID/stat). procfs reads never wait on a disk or a server.
+import { AT_FDCWD, O_CLOEXEC, O_RDONLY } from "./fcntl.ts";
 import { cstr, libc, structBuffer } from "./libc.ts";
 
-const O_RDONLY_CLOEXEC = 0x80000;
 const BUFFER = 4096;
 
 export class ProcReader {
@@ -15,7 +15,7 @@ export class ProcReader {
     const text = `/proc/${pid}/${name}`;
     for (let i = 0; i < text.length; i++) this.path[i] = text.charCodeAt(i);
     this.path[text.length] = 0;
-    const fd = libc.openat(-100, this.path, O_RDONLY_CLOEXEC, 0);
+    const fd = libc.openat(AT_FDCWD, this.path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return -1;
     const n = libc.read(fd, this.buf, BUFFER);
     libc.close(fd);
@@ -85,7 +85,7 @@ export class ProcReader {
 
 /** The same facts for the main thread, from a path string (tests and start-up code). */
 export function readProcText(pid: number | "self", name: string): string | undefined {
-  const fd = libc.openat(-100, cstr(`/proc/${pid}/${name}`), O_RDONLY_CLOEXEC, 0);
+  const fd = libc.openat(AT_FDCWD, cstr(`/proc/${pid}/${name}`), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return undefined;
   const chunks: Uint8Array[] = [];
   const buf = structBuffer(BUFFER);

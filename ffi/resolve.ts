@@ -2,6 +2,7 @@
 // event's descriptor refers to? Answered from the dentry cache alone — no I/O, no server round trip, never
 // blocking — so the thread that answers fanotify events may ask it (kernel 5.12+; see include/uapi/linux/openat2.h).
 import { dlopen, FFIType } from "bun:ffi";
+import { AT_FDCWD, O_CLOEXEC, O_PATH } from "./fcntl.ts";
 import { AT_STATX_DONT_SYNC, Fstat, emptyStat } from "./fs.ts";
 import { errno, libc, libcPath, structBuffer } from "./libc.ts";
 
@@ -11,9 +12,6 @@ const { i32, i64_fast, u64_fast, ptr } = FFIType;
 const lib = dlopen(libcPath(), { syscall: { args: [i64_fast, i64_fast, ptr, ptr, u64_fast], returns: i32 } });
 
 const SYS_openat2 = 437; // the same number on x86_64 and arm64
-const AT_FDCWD = -100;
-const O_PATH = 0x200000;
-const O_CLOEXEC = 0x80000;
 const RESOLVE_NO_MAGICLINKS = 0x02;
 const RESOLVE_NO_SYMLINKS = 0x04;
 const RESOLVE_CACHED = 0x20;

@@ -5,6 +5,7 @@
 // later walks the trees again for files changed since (Rewalk): background work is never lost, and it never
 // takes a place an open needs.
 import { DT_DIR, DT_UNKNOWN, DirReader, openDirectoryAt } from "../../ffi/dirent.ts";
+import { AT_FDCWD } from "../../ffi/fcntl.ts";
 import { AT_STATX_DONT_SYNC, Fstat, S_IFDIR, S_IFMT, S_IFREG, emptyStat } from "../../ffi/fs.ts";
 import { libc } from "../../ffi/libc.ts";
 
@@ -163,7 +164,7 @@ export class Rewalk {
   }
 
   private visit(dir: Uint8Array): void {
-    const fd = openDirectoryAt(-100, dir);
+    const fd = openDirectoryAt(AT_FDCWD, dir);
     if (fd < 0) return; // gone since: nothing left to scan there
     try {
       const since = this.since;

@@ -16,7 +16,7 @@ import {
   fanotifyMarkErrno,
 } from "../../ffi/fanotify.ts";
 import type { FdStat, Fstat, WriterProbe } from "../../ffi/fs.ts";
-import { AT_FDCWD } from "../../ffi/process.ts";
+import { AT_FDCWD } from "../../ffi/fcntl.ts";
 import { kernelMarkAllowed, noWriters, sameVersion } from "./cache-rules.ts";
 import type { Control } from "./control.ts";
 import { IncludeMarker, usableIncludePaths, type MarkReport, type MarkTargets } from "./marks.ts";

@@ -8,7 +8,7 @@ import { DT_DIR, DT_UNKNOWN, DirReader, openDirectory } from "../../ffi/dirent.t
 import { libc } from "../../ffi/libc.ts";
 import { Errno, SyscallError } from "../../ffi/errors.ts";
 import { FAN_EVENT_ON_CHILD, FAN_MARK_ADD, FAN_MARK_FILESYSTEM, FAN_MARK_ONLYDIR, fanotifyMark } from "../../ffi/fanotify.ts";
-import { AT_FDCWD } from "../../ffi/process.ts";
+import { AT_FDCWD } from "../../ffi/fcntl.ts";
 import { isUnderAny } from "./paths.ts";
 
 export interface MarkReport {

@@ -4,7 +4,7 @@
 // clean verdict, logs, acts on detections and closes the event fd exactly once. It sleeps in one poll()
 // over its wake-up eventfd and every clamd conversation in flight.
 import { FAN_ALLOW, FAN_DENY, ResponseWriter } from "../../ffi/fanotify.ts";
-import { FILE_PEEK_FLAGS } from "../../ffi/dirent.ts";
+import { FILE_PEEK_FLAGS } from "../../ffi/fcntl.ts";
 import { FdPath, Fstat, S_IFMT, S_IFREG, WriterProbe, emptyStat, type FdStat } from "../../ffi/fs.ts";
 import { libc, monotonicMs } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";

@@ -13,12 +13,12 @@ import {
   FAN_MARK_FILESYSTEM,
   FAN_ONDIR,
   FAN_OPEN_PERM,
-  O_RDONLY,
   ResponseWriter,
   fanotifyInit,
   fanotifyMark,
   forEachEvent,
 } from "../../ffi/fanotify.ts";
+import { AT_FDCWD, O_RDONLY } from "../../ffi/fcntl.ts";
 import { libc, structBuffer } from "../../ffi/libc.ts";
 
 const [mount, pattern] = process.argv.slice(2);
@@ -26,7 +26,7 @@ if (!mount || !pattern) throw new Error("usage: hold-open.ts MOUNT FRAGMENT|=PAT
 const matches = (path: string) => (pattern.startsWith("=") ? path === pattern.slice(1) : path.includes(pattern));
 
 const group = fanotifyInit(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
-fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM | FAN_ONDIR, -100, mount);
+fanotifyMark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM | FAN_ONDIR, AT_FDCWD, mount);
 const responder = new ResponseWriter(group);
 const buf = structBuffer(4096);
 const view = new DataView(buf.buffer);

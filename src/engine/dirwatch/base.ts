@@ -2,15 +2,13 @@
 // (watch it and report what already landed in it, follow a rename, drop what left), and the resync after
 // a lost event. The fanotify and inotify classes supply only the kernel side: identify, mark, read, unwatch.
 import { Errno, errnoName } from "../../../ffi/errors.ts";
+import { AT_FDCWD, DIR_OPEN_FLAGS } from "../../../ffi/fcntl.ts";
 import { errno, libc } from "../../../ffi/libc.ts";
 import { DT_DIR, DT_REG, DT_UNKNOWN, LatinLister } from "./list.ts";
 import { type LandedWhy, Reports } from "./report.ts";
 import { DirTree, type DirNode, type NodeKey, bytesToText, isExcluded, joinPath, normalizeDir, textToBytes } from "./tree.ts";
 import type { DirEvents, DirectoryWatcher, WatcherHooks, WatcherKind } from "./types.ts";
 
-// O_RDONLY|O_CLOEXEC|O_NONBLOCK|O_DIRECTORY|O_NOFOLLOW; arm64 numbers O_DIRECTORY/O_NOFOLLOW differently.
-export const DIR_OPEN_FLAGS = 0x80000 | 0x800 | (process.arch === "arm64" ? 0x4000 | 0x8000 : 0x10000 | 0x20000);
-const AT_FDCWD = -100;
 /** read() calls per drain(): a steady flood of events must not keep drain() from returning. */
 export const MAX_READS_PER_DRAIN = 64;
 

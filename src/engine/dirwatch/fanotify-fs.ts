@@ -28,13 +28,12 @@ import {
   FAN_UNLIMITED_QUEUE,
   FileHandles,
   type FidRecord,
-  O_CLOEXEC,
-  O_RDONLY,
   forEachFidEvent,
 } from "../../../ffi/fanotify.ts";
+import { AT_FDCWD, DIR_OPEN_FLAGS, O_CLOEXEC, O_RDONLY } from "../../../ffi/fcntl.ts";
 import { cstr, errno, libc, structBuffer } from "../../../ffi/libc.ts";
 import { OnaccError } from "../../errors.ts";
-import { DIR_OPEN_FLAGS, MAX_READS_PER_DRAIN, pathZ } from "./base.ts";
+import { MAX_READS_PER_DRAIN, pathZ } from "./base.ts";
 import { DT_DIR, DT_REG, DT_UNKNOWN, LatinLister } from "./list.ts";
 import { type LandedWhy, Reports } from "./report.ts";
 import { bytesToText, isExcluded, joinPath, normalizeDir, textToBytes } from "./tree.ts";
@@ -129,7 +128,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
         this.reports.problem(false, `"${root}" lies inside an excluded path: not watched`);
         return 0;
       }
-      const fd = libc.openat(-100, pathZ(root), DIR_OPEN_FLAGS, 0);
+      const fd = libc.openat(AT_FDCWD, pathZ(root), DIR_OPEN_FLAGS, 0);
       if (fd < 0) {
         this.reports.problem(false, `cannot watch "${root}": ${errnoName(errno())}`);
         return 0;
@@ -348,7 +347,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
     this.addedThisDrain.add(path);
     this.reports.sink?.directoryAdded(textToBytes(path));
     if (this.hooks.onDirectory) {
-      const fd = libc.openat(-100, pathZ(path), DIR_OPEN_FLAGS, 0);
+      const fd = libc.openat(AT_FDCWD, pathZ(path), DIR_OPEN_FLAGS, 0);
       if (fd >= 0) {
         try {
           this.hooks.onDirectory(fd, textToBytes(path));
@@ -391,7 +390,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
     const want = report ? (t: number) => t === DT_DIR || t === DT_UNKNOWN || t === DT_REG : (t: number) => t === DT_DIR || t === DT_UNKNOWN;
     while (stack.length > 0) {
       const path = stack.pop()!;
-      const fd = libc.openat(-100, pathZ(path), DIR_OPEN_FLAGS, 0);
+      const fd = libc.openat(AT_FDCWD, pathZ(path), DIR_OPEN_FLAGS, 0);
       if (fd < 0) {
         if (errno() === Errno.ENOTDIR && report) this.reports.land(path, "created", () => path);
         continue;
@@ -479,7 +478,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
   private openOnFilesystem(fsid: string, extra: string[]): number {
     const candidates = [...(this.marked.get(fsid) ?? []), ...this.roots.filter((r) => r.fsid === fsid).map((r) => r.path), ...extra];
     for (const p of candidates) {
-      const fd = libc.openat(-100, pathZ(p), DIR_OPEN_FLAGS, 0);
+      const fd = libc.openat(AT_FDCWD, pathZ(p), DIR_OPEN_FLAGS, 0);
       if (fd < 0) continue;
       const id = this.handles.fsid(fd);
       if (typeof id !== "number" && Buffer.from(id).toString("latin1") === fsid) return fd;
@@ -492,7 +491,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
   private topOfFilesystem(path: string, fsid: string): string {
     let top = path;
     for (let p = parentOf(path); p !== null; p = parentOf(p)) {
-      const fd = libc.openat(-100, pathZ(p), DIR_OPEN_FLAGS, 0);
+      const fd = libc.openat(AT_FDCWD, pathZ(p), DIR_OPEN_FLAGS, 0);
       if (fd < 0) break;
       const id = this.handles.fsid(fd);
       libc.close(fd);
@@ -528,7 +527,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
     this.outsideDirs.clear();
     if (this.ignoreMarks > 0) {
       // Without FAN_MARK_MOUNT/FILESYSTEM, FLUSH removes inode marks only: the filesystem marks stay.
-      libc.fanotify_mark(this.fd, FAN_MARK_FLUSH, 0n, -100, null);
+      libc.fanotify_mark(this.fd, FAN_MARK_FLUSH, 0n, AT_FDCWD, null);
       this.ignoreMarks = 0;
     }
   }

@@ -26,13 +26,12 @@ import {
   FAN_UNLIMITED_QUEUE,
   FileHandles,
   type FidRecord,
-  O_CLOEXEC,
-  O_RDONLY,
   fanotifyMarkErrno,
   forEachFidEvent,
 } from "../../../ffi/fanotify.ts";
+import { AT_FDCWD, DIR_OPEN_FLAGS, O_CLOEXEC, O_RDONLY } from "../../../ffi/fcntl.ts";
 import { errno, libc, structBuffer } from "../../../ffi/libc.ts";
-import { DIR_OPEN_FLAGS, type Departure, type LandedWhy, MAX_READS_PER_DRAIN, TreeWatcher, pathZ } from "./base.ts";
+import { type Departure, type LandedWhy, MAX_READS_PER_DRAIN, TreeWatcher, pathZ } from "./base.ts";
 import type { NodeKey } from "./tree.ts";
 import { textToBytes } from "./tree.ts";
 import type { WatcherHooks } from "./types.ts";
@@ -164,7 +163,7 @@ export class FanotifyWatcher extends TreeWatcher {
   private openMountFd(fs: number): number {
     const candidates = [this.fsPaths[fs]!, ...this.tree.rootNodes().map((r) => r.name)];
     for (const p of candidates) {
-      const fd = libc.openat(-100, pathZ(p), DIR_OPEN_FLAGS, 0);
+      const fd = libc.openat(AT_FDCWD, pathZ(p), DIR_OPEN_FLAGS, 0);
       if (fd < 0) continue;
       const fsid = this.handles.fsid(fd);
       if (typeof fsid !== "number" && Buffer.from(fsid).toString("latin1") === this.fsids[fs]) return fd;

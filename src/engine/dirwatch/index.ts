@@ -17,12 +17,11 @@ import {
   FAN_NONBLOCK,
   FAN_REPORT_DFID_NAME,
   FileHandles,
-  O_CLOEXEC,
-  O_RDONLY,
   fanotifyMarkErrno,
 } from "../../../ffi/fanotify.ts";
+import { AT_FDCWD, DIR_OPEN_FLAGS, O_CLOEXEC, O_RDONLY } from "../../../ffi/fcntl.ts";
 import { errno, libc } from "../../../ffi/libc.ts";
-import { DIR_OPEN_FLAGS, pathZ } from "./base.ts";
+import { pathZ } from "./base.ts";
 import { DIRWATCH_FS_MASK, FanotifyFsWatcher } from "./fanotify-fs.ts";
 import { DIRWATCH_FAN_INIT_FLAGS, DIRWATCH_FAN_MASK, DIRWATCH_FAN_UNLIMITED, FanotifyWatcher } from "./fanotify.ts";
 import { InotifyWatcher } from "./inotify.ts";
@@ -81,8 +80,8 @@ function probe_(paths: Uint8Array[], unlimited: boolean, filesystem: boolean): {
     // ENOENT (for the empty path) means "supported".
     const ignore = FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD;
     const none = new Uint8Array(new ArrayBuffer(1));
-    const a = libc.fanotify_mark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, BigInt(DIRWATCH_FS_MASK), -100, none) === 0 ? 0 : errno();
-    const b = libc.fanotify_mark(group, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV | FAN_MARK_EVICTABLE, BigInt(ignore), -100, none) === 0 ? 0 : errno();
+    const a = libc.fanotify_mark(group, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, BigInt(DIRWATCH_FS_MASK), AT_FDCWD, none) === 0 ? 0 : errno();
+    const b = libc.fanotify_mark(group, FAN_MARK_ADD | FAN_MARK_IGNORE_SURV | FAN_MARK_EVICTABLE, BigInt(ignore), AT_FDCWD, none) === 0 ? 0 : errno();
     if (a === Errno.EINVAL || b === Errno.EINVAL) {
       libc.close(group);
       return { group: -1, why: "this kernel lacks FAN_RENAME or evictable FAN_MARK_IGNORE marks (Linux 6.0+)" };
@@ -90,7 +89,7 @@ function probe_(paths: Uint8Array[], unlimited: boolean, filesystem: boolean): {
   }
   const handles = new FileHandles();
   for (const p of paths) {
-    const fd = libc.openat(-100, pathZ(bytesToText(p)), DIR_OPEN_FLAGS, 0);
+    const fd = libc.openat(AT_FDCWD, pathZ(bytesToText(p)), DIR_OPEN_FLAGS, 0);
     if (fd < 0) continue; // a missing include path is reported by whoever watches it
     let e = handles.encode(fd, AT_HANDLE_FID);
     if (e === Errno.EINVAL) e = handles.encode(fd);
