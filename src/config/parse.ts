@@ -3,6 +3,7 @@
 // options against each other, and every problem of every file is reported at once as `file:line: message`.
 import * as v from "valibot";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
+import { isUnder } from "../engine/paths.ts";
 import { oneLine } from "../log/display-path.ts";
 import { CLAMD_OPTION_NAMES, clamdOptionOf } from "./clamd-options.ts";
 import { ONACC_DROPIN_DIR, ONACC_OPTION_NAMES, ONACC_OPTIONS, isOnaccOption, onaccOnlyOptions, onaccOptionsSchema } from "./onacc-options.ts";
@@ -14,7 +15,6 @@ import {
   absolutePathValue,
   booleanValue,
   hostValue,
-  isInside,
   isWildcardAddress,
   numberValue,
   portValue,
@@ -275,7 +275,7 @@ function _outsideTemporaryDirectory(o: _UsedValues, clamd: _Values, report: _Rep
     );
   const includePaths = watched("OnAccessIncludePath");
   const mountPaths = watched("OnAccessMountPath");
-  const around = tmp === undefined ? undefined : [...includePaths, ...mountPaths].find((p) => isInside(tmp, p));
+  const around = tmp === undefined ? undefined : [...includePaths, ...mountPaths].find((p) => isUnder(tmp, p));
   if (tmp !== undefined && around !== undefined) {
     report.warnings.push(
       _at(clamd.placeOf("TemporaryDirectory"), "")(`clamd's TemporaryDirectory "${tmp}" lies inside the watched "${around}": it is not scanned, and folders created in it are not followed`),

@@ -89,11 +89,6 @@ export function isWildcardAddress(host: string): boolean {
   return false;
 }
 
-/** Is `path` the directory `root` or inside it? Both normalized absolute paths; compared by whole components. */
-export function isInside(path: string, root: string): boolean {
-  return path === root || root === "/" || path.startsWith(`${root}/`);
-}
-
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 // A century: longer than any retention anyone means, and far inside what a timer or a Date can hold.
 const DURATION_MAX_S = 36500 * 86400;

@@ -8,6 +8,7 @@ import { DT_DIR, DT_UNKNOWN, DirReader, openDirectoryAt } from "../../ffi/dirent
 import { AT_FDCWD } from "../../ffi/fcntl.ts";
 import { AT_STATX_DONT_SYNC, Fstat, S_IFDIR, S_IFMT, S_IFREG, emptyStat } from "../../ffi/fs.ts";
 import { libc } from "../../ffi/libc.ts";
+import { isUnderBytes } from "./paths.ts";
 
 // ---- the queue between reader and scanner ---------------------------------------------------------
 
@@ -174,7 +175,7 @@ export class Rewalk {
         const path = joinBytes(dir, name);
         const kind = this.st.mode & S_IFMT;
         if (kind === S_IFDIR) {
-          if (!this.excluded.some((x) => startsWithDir(path, x))) this.stack.push(path);
+          if (!this.excluded.some((x) => isUnderBytes(path, x))) this.stack.push(path);
         } else if (kind === S_IFREG && this.st.ctimeSec * 1000 + this.st.ctimeNsec / 1e6 >= since) {
           this.found.push(path);
         }
@@ -194,11 +195,5 @@ function joinBytes(dir: Uint8Array, name: Uint8Array): Uint8Array {
   if (slash) out[dir.length] = SLASH;
   out.set(name, dir.length + slash);
   return out;
-}
-
-function startsWithDir(path: Uint8Array, dir: Uint8Array): boolean {
-  if (path.length < dir.length) return false;
-  for (let i = 0; i < dir.length; i++) if (path[i] !== dir[i]) return false;
-  return path.length === dir.length || dir[dir.length - 1] === SLASH || path[dir.length] === SLASH;
 }
 

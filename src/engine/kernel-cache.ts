@@ -20,6 +20,7 @@ import { AT_FDCWD } from "../../ffi/fcntl.ts";
 import { kernelMarkAllowed, noWriters, sameVersion } from "./cache-rules.ts";
 import type { Control } from "./control.ts";
 import { IncludeMarker, usableIncludePaths, type MarkReport, type MarkTargets } from "./marks.ts";
+import { isUnder } from "./paths.ts";
 
 
 /** Per-thread helper that adds ignore marks for clean files. The caller decides the file is on a local file system. */
@@ -68,10 +69,8 @@ function deviceOf(path: string): number | undefined {
   }
 }
 
-/**
- * Mount points under which `paths` lie (from /proc/self/mountinfo), longest match for each path.
- */
-export function mountPointsOf(paths: string[]): string[] {
+/** Mount points under which `paths` lie (from /proc/self/mountinfo), longest match for each path. */
+function mountPointsOf(paths: string[]): string[] {
   const mounts = readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
     .filter(Boolean)
@@ -81,8 +80,7 @@ export function mountPointsOf(paths: string[]): string[] {
   for (const p of paths) {
     let best = "/";
     for (const m of mounts) {
-      const under = p === m || p.startsWith(m.endsWith("/") ? m : `${m}/`);
-      if (under && m.length > best.length) best = m;
+      if (m.length > best.length && isUnder(p, m)) best = m;
     }
     found.add(best);
   }

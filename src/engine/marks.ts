@@ -9,7 +9,7 @@ import { libc } from "../../ffi/libc.ts";
 import { Errno, SyscallError } from "../../ffi/errors.ts";
 import { FAN_EVENT_ON_CHILD, FAN_MARK_ADD, FAN_MARK_FILESYSTEM, FAN_MARK_ONLYDIR, fanotifyMark } from "../../ffi/fanotify.ts";
 import { AT_FDCWD } from "../../ffi/fcntl.ts";
-import { isUnderAny } from "./paths.ts";
+import { isUnderAny, isUnderBytes } from "./paths.ts";
 
 export interface MarkReport {
   mounts: number;
@@ -80,7 +80,7 @@ export class IncludeMarker {
     excludePaths: string[],
   ) {
     this.stack = includePaths.map((p) => Buffer.from(p)).reverse();
-    this.excluded = excludePaths.map((p) => Buffer.from(p.endsWith("/") ? p : `${p}/`));
+    this.excluded = excludePaths.map((p) => Buffer.from(p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p));
   }
 
   /** Marks directories until the walk is done or `deadline` (monotonic ms from `now`) passes; true when done. */
@@ -116,8 +116,7 @@ export class IncludeMarker {
       this.dirs.list(fd, (name, type) => {
         if (type !== DT_DIR && type !== DT_UNKNOWN) return;
         const child = Buffer.concat([dir, dir[dir.length - 1] === SLASH_BYTE ? EMPTY : SLASH, name]);
-        const withSlash = Buffer.concat([child, SLASH]);
-        if (!this.excluded.some((x) => withSlash.subarray(0, x.length).equals(x))) this.stack.push(child);
+        if (!this.excluded.some((x) => isUnderBytes(child, x))) this.stack.push(child);
       });
     } catch (err) {
       this.fail(dir.toString(), err);

@@ -3,7 +3,8 @@
 import { statSync } from "node:fs";
 import type { ActionOnFound } from "../cli/options.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
-import { isInside, normalizePath } from "../config/values.ts";
+import { normalizePath } from "../config/values.ts";
+import { isUnder } from "../engine/paths.ts";
 import { OnaccError } from "../errors.ts";
 import { uidOfUser } from "../../ffi/process.ts";
 
@@ -85,7 +86,7 @@ export function excludeListProblem(paths: readonly string[], protect: readonly s
   for (const path of paths) {
     const problem = directoryProblem(path, "Directory to exclude");
     if (problem) return problem;
-    if (!protect.some((root) => isInside(normalizePath(path), normalizePath(root)))) {
+    if (!protect.some((root) => isUnder(normalizePath(path), normalizePath(root)))) {
       return `Directory to exclude "${path}" is not inside a protected directory (${protect.join(", ")})`;
     }
   }
@@ -145,7 +146,7 @@ export function quarantineProblem(dir: string, protect: readonly string[]): stri
     return `Quarantine directory "${dir}" contains %, $ or \\, which systemd would expand`;
   }
   const normal = normalizePath(dir);
-  const inside = protect.find((root) => isInside(normal, normalizePath(root)));
+  const inside = protect.find((root) => isUnder(normal, normalizePath(root)));
   if (inside !== undefined) return `Quarantine directory "${dir}" is inside the protected directory "${inside}": onacc would block its own quarantine`;
   try {
     if (!statSync(dir).isDirectory()) return `Quarantine directory "${dir}" exists but is not a directory`;
@@ -173,4 +174,3 @@ export function actionFlag(action: ActionOnFound): string {
   }
 }
 
-export { isInside };

@@ -5,7 +5,8 @@ import { dirname, join } from "node:path";
 import { ONACC_DROPIN_DIR, ONACC_OPTION_NAMES } from "../config/onacc-options.ts";
 import { serializeConfig, type ConfigLine } from "../config/serialize.ts";
 import { OnaccError } from "../errors.ts";
-import { actionFlag, isInside, type SetupAnswers } from "./answers.ts";
+import { isUnder } from "../engine/paths.ts";
+import { actionFlag, type SetupAnswers } from "./answers.ts";
 import { normalizePath } from "../config/values.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/onacc/onacc.conf";
@@ -96,7 +97,7 @@ export function renderDropIn(answers: SetupAnswers, configPath: string): string 
   ];
   const writable: string[] = [];
   if (answers.action.kind === "remove" || answers.action.kind === "move") writable.push(...answers.protect);
-  if ((answers.action.kind === "move" || answers.action.kind === "copy") && !isInside(normalizePath(answers.action.dir), STATE_DIRECTORY)) {
+  if ((answers.action.kind === "move" || answers.action.kind === "copy") && !isUnder(normalizePath(answers.action.dir), STATE_DIRECTORY)) {
     writable.push(answers.action.dir);
   }
   if (writable.length > 0) {
@@ -104,7 +105,7 @@ export function renderDropIn(answers: SetupAnswers, configPath: string): string 
     // "-": a directory removed later must not stop the service from starting.
     out.push(`ReadWritePaths=${writable.map((p) => _unitQuote(`-${p}`)).join(" ")}`);
   }
-  const inTmp = answers.protect.filter((p) => isInside(normalizePath(p), "/tmp") || isInside(normalizePath(p), "/var/tmp"));
+  const inTmp = answers.protect.filter((p) => isUnder(normalizePath(p), "/tmp") || isUnder(normalizePath(p), "/var/tmp"));
   if (inTmp.length > 0) {
     out.push(`# ${inTmp.join(", ")}: the service must see the real /tmp and /var/tmp to protect them.`);
     out.push("PrivateTmp=no");

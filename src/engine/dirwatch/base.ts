@@ -4,9 +4,10 @@
 import { Errno, errnoName } from "../../../ffi/errors.ts";
 import { AT_FDCWD, DIR_OPEN_FLAGS } from "../../../ffi/fcntl.ts";
 import { errno, libc } from "../../../ffi/libc.ts";
+import { isUnderAny } from "../paths.ts";
 import { DT_DIR, DT_REG, DT_UNKNOWN, LatinLister } from "./list.ts";
 import { type LandedWhy, Reports } from "./report.ts";
-import { DirTree, type DirNode, type NodeKey, bytesToText, isExcluded, joinPath, normalizeDir, textToBytes } from "./tree.ts";
+import { DirTree, type DirNode, type NodeKey, bytesToText, excludedDirs, joinPath, normalizeDir, textToBytes } from "./tree.ts";
 import type { DirEvents, DirectoryWatcher, WatcherHooks, WatcherKind } from "./types.ts";
 
 /** read() calls per drain(): a steady flood of events must not keep drain() from returning. */
@@ -69,12 +70,12 @@ export abstract class TreeWatcher implements DirectoryWatcher {
 
   addTree(dir: Uint8Array, excluded: Uint8Array[], events?: DirEvents): number {
     const root = normalizeDir(bytesToText(dir));
-    const prefixes = excluded.map((x) => normalizeDir(bytesToText(x))).map((x) => (x.endsWith("/") ? x : `${x}/`));
+    const prefixes = excludedDirs(excluded);
     const previous = this.reports.sink;
     this.reports.sink = events ?? null;
     try {
       this.refresh();
-      if (isExcluded(root, prefixes)) {
+      if (isUnderAny(root, prefixes)) {
         this.problem(false, `"${root}" lies inside an excluded path: not watched`);
         return 0;
       }
@@ -89,7 +90,7 @@ export abstract class TreeWatcher implements DirectoryWatcher {
     if (!node) return;
     const path = this.tree.pathOf(node) ?? node.name;
     // A subtree stays out: its parent's next event about it must not bring it back.
-    if (!node.root) this.tree.rootOf(node)?.root!.excluded.push(path.endsWith("/") ? path : `${path}/`);
+    if (!node.root) this.tree.rootOf(node)?.root!.excluded.push(normalizeDir(path));
     this.tree.detach(node);
     const gone: Departure[] = [];
     this.tree.drop(node, path, (n, p) => gone.push({ node: n, path: p }));
@@ -201,7 +202,7 @@ export abstract class TreeWatcher implements DirectoryWatcher {
     const root = this.tree.rootOf(parent);
     if (!root) return;
     const excluded = root.root!.excluded;
-    if (isExcluded(path, excluded)) {
+    if (isUnderAny(path, excluded)) {
       if (existing) this.depart(existing);
       return;
     }
@@ -333,7 +334,7 @@ export abstract class TreeWatcher implements DirectoryWatcher {
             this.land(parentNode, name, "created");
             return;
           }
-          if (!isExcluded(childPath, excluded)) stack.push({ parent: parentNode, name, path: childPath, maybeFile: type === DT_UNKNOWN && reportFiles });
+          if (!isUnderAny(childPath, excluded)) stack.push({ parent: parentNode, name, path: childPath, maybeFile: type === DT_UNKNOWN && reportFiles });
         });
         if (e !== 0) this.problem(false, `cannot list "${item.path}": ${errnoName(e)}`);
       } finally {

@@ -34,9 +34,10 @@ import { AT_FDCWD, DIR_OPEN_FLAGS, O_CLOEXEC, O_RDONLY } from "../../../ffi/fcnt
 import { cstr, errno, libc, structBuffer } from "../../../ffi/libc.ts";
 import { OnaccError } from "../../errors.ts";
 import { MAX_READS_PER_DRAIN, pathZ } from "./base.ts";
+import { isUnder, isUnderAny } from "../paths.ts";
 import { DT_DIR, DT_REG, DT_UNKNOWN, LatinLister } from "./list.ts";
 import { type LandedWhy, Reports } from "./report.ts";
-import { bytesToText, isExcluded, joinPath, normalizeDir, textToBytes } from "./tree.ts";
+import { bytesToText, excludedDirs, joinPath, normalizeDir, textToBytes } from "./tree.ts";
 import type { DirEvents, DirectoryWatcher, WatcherHooks } from "./types.ts";
 
 /** Files created or closed after writing, and renames (one event with both ends), files and directories. */
@@ -57,7 +58,7 @@ const DELETED_SUFFIX = " (deleted)";
 
 interface FsRoot {
   path: string;
-  /** Excluded prefixes, each ending in "/". */
+  /** Excluded directories (normalized). */
   excluded: string[];
   fsid: string;
 }
@@ -120,11 +121,11 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
    */
   addTree(dir: Uint8Array, excluded: Uint8Array[], events?: DirEvents): number {
     const root = normalizeDir(bytesToText(dir));
-    const prefixes = excluded.map((x) => normalizeDir(bytesToText(x))).map((x) => (x.endsWith("/") ? x : `${x}/`));
+    const prefixes = excludedDirs(excluded);
     const previous = this.reports.sink;
     this.reports.sink = events ?? null;
     try {
-      if (isExcluded(root, prefixes)) {
+      if (isUnderAny(root, prefixes)) {
         this.reports.problem(false, `"${root}" lies inside an excluded path: not watched`);
         return 0;
       }
@@ -317,7 +318,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
     const fromPath = fromFull === null ? null : this.insidePath(fromFull);
     const toPath = toFull === null ? null : this.insidePath(toFull);
     // The moved directory may hold a tree's root below it (an ancestor of an include path was renamed).
-    const below = (dir: string | null) => (dir === null ? [] : this.roots.filter((r) => r.path.startsWith(dir.endsWith("/") ? dir : `${dir}/`)));
+    const below = (dir: string | null) => (dir === null ? [] : this.roots.filter((r) => r.path !== dir && isUnder(r.path, dir)));
     const rootsLeft = below(fromFull);
     const rootsArrived = below(toFull);
     if (fromPath === null && toPath === null && rootsLeft.length === 0 && rootsArrived.length === 0) return;
@@ -406,7 +407,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
         this.lister.list(fd, want, (name, type) => {
           const child = joinPath(path, name);
           if (type === DT_REG) this.reports.land(child, "created", () => child);
-          else if (!isExcluded(child, excluded)) stack.push(child);
+          else if (!isUnderAny(child, excluded)) stack.push(child);
         });
       } finally {
         libc.close(fd);
@@ -504,12 +505,12 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
   /** `path` when it lies in a tree and not in its excluded parts, else null. */
   private insidePath(path: string): string | null {
     const root = this.rootOf(path);
-    return root && !isExcluded(path, root.excluded) ? path : null;
+    return root && !isUnderAny(path, root.excluded) ? path : null;
   }
 
   private rootOf(path: string): FsRoot | undefined {
     for (const r of this.roots) {
-      if (path === r.path || path.startsWith(r.path.endsWith("/") ? r.path : `${r.path}/`)) return r;
+      if (isUnder(path, r.path)) return r;
     }
     return undefined;
   }

@@ -6,7 +6,7 @@
 export type NodeKey = string | number;
 
 export interface RootInfo {
-  /** Excluded directory prefixes, each ending in "/". */
+  /** Excluded directories (normalized): nothing at or below them is watched. */
   excluded: string[];
 }
 
@@ -163,10 +163,7 @@ export class DirTree {
   }
 }
 
-/** True when `path` lies in (or is) one of the excluded prefixes (each ending in "/"). */
-export function isExcluded(path: string, excluded: string[]): boolean {
-  if (excluded.length === 0) return false;
-  const p = path.endsWith("/") ? path : `${path}/`;
-  for (const x of excluded) if (p.startsWith(x)) return true;
-  return false;
+/** The excluded directories of a tree, as normalized text paths for isUnderAny() (src/engine/paths.ts). */
+export function excludedDirs(excluded: readonly Uint8Array[]): string[] {
+  return excluded.map((x) => normalizeDir(bytesToText(x)));
 }
