@@ -1,9 +1,12 @@
-// What both directory watchers share: the start-up walk, reacting to a directory entry that changed
-// (watch it and report what already landed in it, follow a rename, drop what left), and the resync after
-// a lost event. The fanotify and inotify classes supply only the kernel side: identify, mark, read, unwatch.
-import { Errno, errnoName } from "../../../ffi/errors.ts";
+// What the directory watchers share. WatcherBase, all three: the notification fd and its read loop, the
+// frame of addTree() and drain(), and limit reporting. TreeWatcher, the two that mark every directory
+// (fanotify directory marks, inotify): the start-up walk, reacting to a directory entry that changed
+// (watch it and report what already landed in it, follow a rename, drop what left), and the resync after a
+// lost event; those two classes supply only the kernel side: identify, mark, read, unwatch.
+import { Errno, SyscallError, errnoName } from "../../../ffi/errors.ts";
 import { AT_FDCWD, DIR_OPEN_FLAGS } from "../../../ffi/fcntl.ts";
-import { errno, libc } from "../../../ffi/libc.ts";
+import { errno, libc, structBuffer } from "../../../ffi/libc.ts";
+import { OnaccError } from "../../errors.ts";
 import { isUnderAny } from "../paths.ts";
 import { DT_DIR, DT_REG, DT_UNKNOWN, LatinLister } from "./list.ts";
 import { type LandedWhy, Reports } from "./report.ts";
@@ -12,8 +15,132 @@ import type { DirEvents, DirectoryWatcher, WatcherHooks, WatcherKind } from "./t
 
 /** read() calls per drain(): a steady flood of events must not keep drain() from returning. */
 export const MAX_READS_PER_DRAIN = 64;
+/** One read() takes up to this many bytes: ~1,000 fanotify records of 24 + 36 + name bytes. */
+const READ_BUFFER = 64 * 1024;
 
 export type { LandedWhy } from "./report.ts";
+
+/** A NUL-terminated byte path for libc, built straight from a latin1 string. */
+export function pathZ(path: string): Buffer {
+  return Buffer.from(`${path}\0`, "latin1");
+}
+
+/**
+ * `fd` from fanotify_init/inotify_init1, or the error to start with: the limit to raise (EMFILE), or the
+ * call that failed. `limit` names the per-user limit ("fanotify group"), `sysctl` the knob.
+ */
+export function watcherFd(fd: number, limit: string, sysctl: string, syscall: string, detail?: string): number {
+  if (fd >= 0) return fd;
+  const e = errno();
+  if (e === Errno.EMFILE) throw new OnaccError("E_RUNTIME", `${limit} limit reached: raise ${sysctl} (sysctl -w ${sysctl}=N)`);
+  throw new SyscallError(syscall, e, detail);
+}
+
+/** The message for running out of fanotify marks at `path`: said once, protection goes on with what is marked. */
+export function fanotifyMarkLimit(path: string): string {
+  return `fanotify mark limit reached at "${path}": raise fs.fanotify.max_user_marks (sysctl -w fs.fanotify.max_user_marks=N); protecting what is already watched`;
+}
+
+export abstract class WatcherBase implements DirectoryWatcher {
+  abstract readonly kind: WatcherKind;
+  abstract readonly fd: number;
+  abstract readonly description: string;
+  protected readonly reports = new Reports();
+  protected readonly lister = new LatinLister();
+  /** The last read()'s bytes, three views of one buffer. */
+  protected readonly buf = structBuffer(READ_BUFFER);
+  protected readonly bytes = Buffer.from(this.buf.buffer);
+  protected readonly view = new DataView(this.buf.buffer);
+  protected closed = false;
+  private limitReported = false;
+
+  constructor(protected readonly hooks: WatcherHooks) {}
+
+  /** Watches the tree at `root` (normalized, not excluded itself), leaving out `excluded`; returns how many directories. */
+  protected abstract watchTree(root: string, excluded: string[]): number;
+  /** Reads and dispatches what the kernel has queued (see readQueued()). */
+  protected abstract readEvents(): number;
+  /** Called at the start of each addTree, drain and resync: caches that may go stale between them are cleared. */
+  protected refresh(): void {}
+  /** Called in drain() after the events were read, before the landed files are reported. */
+  protected afterEvents(_events: DirEvents): void {}
+  /** Called when a drain ends, whatever happened in it. */
+  protected drainEnded(): void {}
+  /** Called once by close(), after the fd is closed: lets go of what the watcher remembers. */
+  protected forgetAll(): void {}
+  abstract removeTree(dir: Uint8Array): void;
+  abstract resync(events: DirEvents): void;
+  abstract watchCount(): number;
+  abstract watchedPaths(): Uint8Array[];
+
+  addTree(dir: Uint8Array, excluded: Uint8Array[], events?: DirEvents): number {
+    const root = normalizeDir(bytesToText(dir));
+    const dirs = excludedDirs(excluded);
+    const previous = this.reports.sink;
+    this.reports.sink = events ?? null;
+    try {
+      this.refresh();
+      if (isUnderAny(root, dirs)) {
+        this.reports.problem(false, `"${root}" lies inside an excluded path: not watched`);
+        return 0;
+      }
+      return this.watchTree(root, dirs);
+    } finally {
+      this.reports.sink = previous;
+    }
+  }
+
+  drain(events: DirEvents): number {
+    if (this.closed) return 0;
+    this.reports.sink = events;
+    try {
+      this.refresh();
+      this.reports.flushProblems(events);
+      const n = this.readEvents();
+      this.afterEvents(events);
+      this.reports.flushLanded(events);
+      return n;
+    } finally {
+      this.drainEnded();
+      this.reports.sink = null;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    libc.close(this.fd);
+    this.forgetAll();
+  }
+
+  /**
+   * Reads what the kernel has queued on the fd into `buf`, at most MAX_READS_PER_DRAIN times (EINTR is
+   * retried, EAGAIN ends it), and hands each read's length to `parse`; returns what `parse` counted. A
+   * failed read is reported as "reading `what` failed".
+   */
+  protected readQueued(parse: (length: number) => number, what: string): number {
+    let total = 0;
+    for (let i = 0; i < MAX_READS_PER_DRAIN; i++) {
+      const n = libc.read(this.fd, this.buf, READ_BUFFER);
+      if (n <= 0) {
+        const e = n < 0 ? errno() : 0;
+        if (e === Errno.EINTR) continue;
+        if (e !== Errno.EAGAIN && e !== 0) this.reports.problem(false, `reading ${what} failed: ${errnoName(e)}`);
+        break;
+      }
+      total += parse(n);
+    }
+    return total;
+  }
+
+  /** Reports a kernel limit once per watcher (later hits stay quiet); returns whether it was said now. */
+  protected limitReached(message: string): boolean {
+    if (this.limitReported) return false;
+    this.limitReported = true;
+    this.reports.problem(true, message);
+    return true;
+  }
+}
 
 interface WalkItem {
   parent: DirNode | null;
@@ -32,26 +159,12 @@ export interface Departure {
   path: string;
 }
 
-/** A NUL-terminated byte path for libc, built straight from a latin1 string. */
-export function pathZ(path: string): Buffer {
-  return Buffer.from(`${path}\0`, "latin1");
-}
-
-export abstract class TreeWatcher implements DirectoryWatcher {
-  abstract readonly kind: WatcherKind;
-  abstract readonly fd: number;
-  abstract readonly description: string;
+export abstract class TreeWatcher extends WatcherBase {
   protected readonly tree = new DirTree();
   /** errno of the last failed identify(). */
   protected lastErrno = 0;
-  protected closed = false;
-  private readonly lister = new LatinLister();
   private readonly departed = new Map<DirNode, string>();
-  private readonly reports = new Reports();
-  private limitReported = false;
   private stopWalk = false;
-
-  constructor(protected readonly hooks: WatcherHooks) {}
 
   /** Identifies the directory open at `fd` (inotify: also watches it). Null on failure, errno in lastErrno. */
   protected abstract identify(fd: number, path: Buffer): NodeKey | null;
@@ -61,28 +174,11 @@ export abstract class TreeWatcher implements DirectoryWatcher {
   protected abstract forget(key: NodeKey): void;
   /** Removes the kernel watches of departed directories and calls hooks.onDirectoryRemoved for each. */
   protected abstract unwatch(departed: Departure[]): void;
-  /** Reads and dispatches what the kernel has queued (at most MAX_READS_PER_DRAIN reads). */
-  protected abstract readEvents(): number;
   /** The message for a limit errno (ENOSPC, EMFILE) hit while watching `path`, or null for other errnos. */
   protected abstract limitMessage(err: number, path: string): string | null;
-  /** Called at the start of each walk and drain: caches that may go stale between them are cleared. */
-  protected refresh(): void {}
 
-  addTree(dir: Uint8Array, excluded: Uint8Array[], events?: DirEvents): number {
-    const root = normalizeDir(bytesToText(dir));
-    const prefixes = excludedDirs(excluded);
-    const previous = this.reports.sink;
-    this.reports.sink = events ?? null;
-    try {
-      this.refresh();
-      if (isUnderAny(root, prefixes)) {
-        this.problem(false, `"${root}" lies inside an excluded path: not watched`);
-        return 0;
-      }
-      return this.walk({ parent: null, name: root, path: root, maybeFile: false }, prefixes, null, null);
-    } finally {
-      this.reports.sink = previous;
-    }
+  protected watchTree(root: string, excluded: string[]): number {
+    return this.walk({ parent: null, name: root, path: root, maybeFile: false }, excluded, null, null);
   }
 
   removeTree(dir: Uint8Array): void {
@@ -97,19 +193,8 @@ export abstract class TreeWatcher implements DirectoryWatcher {
     this.unwatch(gone);
   }
 
-  drain(events: DirEvents): number {
-    if (this.closed) return 0;
-    this.reports.sink = events;
-    try {
-      this.refresh();
-      this.reports.flushProblems(events);
-      const n = this.readEvents();
-      this.settleDepartures(events);
-      this.reports.flushLanded(events);
-      return n;
-    } finally {
-      this.reports.sink = null;
-    }
+  protected override afterEvents(events: DirEvents): void {
+    this.settleDepartures(events);
   }
 
   resync(events: DirEvents): void {
@@ -154,10 +239,7 @@ export abstract class TreeWatcher implements DirectoryWatcher {
     return out;
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    libc.close(this.fd);
+  protected override forgetAll(): void {
     this.tree.clear();
     this.departed.clear();
   }
@@ -183,10 +265,6 @@ export abstract class TreeWatcher implements DirectoryWatcher {
 
   protected overflowed(): void {
     this.reports.sink?.overflow();
-  }
-
-  protected warn(message: string): void {
-    this.problem(false, message);
   }
 
   // ---- internals --------------------------------------------------------------------------------------
@@ -348,9 +426,7 @@ export abstract class TreeWatcher implements DirectoryWatcher {
     const message = this.limitMessage(err, path);
     if (message !== null) {
       this.stopWalk = true;
-      if (this.limitReported) return;
-      this.limitReported = true;
-      this.problem(true, message);
+      this.limitReached(message);
       return;
     }
     if (err === Errno.ENOENT || err === Errno.ENOTDIR) return; // gone since it was listed

@@ -3,7 +3,7 @@
 // file handle; each handle is resolved to a path once (open_by_handle_at + readlink) and cached, and a
 // directory found outside the watched trees gets an evictable ignore mark so the kernel stops reporting
 // its file events. Needs Linux 6.0+ (FAN_RENAME, FAN_MARK_IGNORE, FAN_MARK_EVICTABLE) and CAP_SYS_ADMIN.
-import { Errno, SyscallError, errnoName } from "../../../ffi/errors.ts";
+import { Errno, errnoName } from "../../../ffi/errors.ts";
 import {
   FAN_CLASS_NOTIF,
   FAN_CLOEXEC,
@@ -32,13 +32,12 @@ import {
 } from "../../../ffi/fanotify.ts";
 import { AT_FDCWD, DIR_OPEN_FLAGS, O_CLOEXEC, O_RDONLY } from "../../../ffi/fcntl.ts";
 import { cstr, errno, libc, structBuffer } from "../../../ffi/libc.ts";
-import { OnaccError } from "../../errors.ts";
-import { MAX_READS_PER_DRAIN, pathZ } from "./base.ts";
 import { isUnder, isUnderAny } from "../paths.ts";
-import { DT_DIR, DT_REG, DT_UNKNOWN, LatinLister } from "./list.ts";
-import { type LandedWhy, Reports } from "./report.ts";
-import { bytesToText, excludedDirs, joinPath, normalizeDir, textToBytes } from "./tree.ts";
-import type { DirEvents, DirectoryWatcher, WatcherHooks } from "./types.ts";
+import { WatcherBase, fanotifyMarkLimit, pathZ, watcherFd } from "./base.ts";
+import { DT_DIR, DT_REG, DT_UNKNOWN } from "./list.ts";
+import type { LandedWhy } from "./report.ts";
+import { bytesToText, joinPath, normalizeDir, textToBytes } from "./tree.ts";
+import type { DirEvents, WatcherOptions } from "./types.ts";
 
 /** Files created or closed after writing, and renames (one event with both ends), files and directories. */
 export const DIRWATCH_FS_MASK = FAN_CREATE | FAN_CLOSE_WRITE | FAN_RENAME | FAN_ONDIR;
@@ -52,7 +51,6 @@ const FS_MASK_BIG = BigInt(DIRWATCH_FS_MASK);
 const IGNORE_MASK_BIG = BigInt(IGNORE_MASK);
 /** Resolved directories kept; the cache starts over beyond this (ignore marks stay in the kernel). */
 const CACHE_MAX = 200_000;
-const READ_BUFFER = 64 * 1024;
 const PATH_MAX = 4096;
 const DELETED_SUFFIX = " (deleted)";
 
@@ -63,17 +61,11 @@ interface FsRoot {
   fsid: string;
 }
 
-export interface FanotifyFsWatcherOptions extends WatcherHooks {
-  unlimited?: boolean;
-}
-
-export class FanotifyFsWatcher implements DirectoryWatcher {
+export class FanotifyFsWatcher extends WatcherBase {
   readonly kind = "fanotify-fs" as const;
   readonly fd: number;
   readonly description: string;
   private readonly handles = new FileHandles();
-  private readonly lister = new LatinLister();
-  private readonly reports = new Reports();
   private readonly roots: FsRoot[] = [];
   /**
    * fsid → paths on that filesystem to open as open_by_handle_at's mount fd: the topmost directory of the
@@ -89,74 +81,49 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
   private readonly mountFds = new Map<string, number>();
   /** Directories reported as added in this drain (events and walks can both meet one). */
   private readonly addedThisDrain = new Set<string>();
-  private readonly buf = structBuffer(READ_BUFFER);
-  private readonly bytes = Buffer.from(this.buf.buffer);
-  private readonly view = new DataView(this.buf.buffer);
   private readonly link = structBuffer(PATH_MAX);
   private readonly linkText = Buffer.from(this.link.buffer);
   private ignoreMarks = 0;
-  private limitReported = false;
-  private closed = false;
 
-  constructor(
-    private readonly hooks: FanotifyFsWatcherOptions = {},
-    group?: number,
-  ) {
-    const flags = FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC | FAN_NONBLOCK | (hooks.unlimited === false ? 0 : FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS);
-    this.fd = group ?? libc.fanotify_init(flags, O_RDONLY | O_CLOEXEC);
-    if (this.fd < 0) {
-      const e = errno();
-      if (e === Errno.EMFILE) {
-        throw new OnaccError("E_RUNTIME", "fanotify group limit reached: raise fs.fanotify.max_user_groups (sysctl -w fs.fanotify.max_user_groups=N)");
-      }
-      throw new SyscallError("fanotify_init", e, "(FAN_REPORT_DFID_NAME)");
-    }
+  constructor(options: WatcherOptions = {}, group?: number) {
+    super(options);
+    const flags = FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC | FAN_NONBLOCK | (options.unlimited === false ? 0 : FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS);
+    const fd = group ?? libc.fanotify_init(flags, O_RDONLY | O_CLOEXEC);
+    this.fd = watcherFd(fd, "fanotify group", "fs.fanotify.max_user_groups", "fanotify_init", "(FAN_REPORT_DFID_NAME)");
     this.description = "fanotify filesystem marks with directory-entry events (FAN_MARK_FILESYSTEM, FAN_REPORT_DFID_NAME, evictable ignore marks)";
   }
 
   /**
-   * Marks the filesystem holding `dir` (once per filesystem) and remembers the tree. With an onDirectory
+   * Marks the filesystem holding `root` (once per filesystem) and remembers the tree. With an onDirectory
    * hook, walks the tree to call it for each directory and returns how many; otherwise returns 1: the
    * whole tree is covered by the filesystem mark.
    */
-  addTree(dir: Uint8Array, excluded: Uint8Array[], events?: DirEvents): number {
-    const root = normalizeDir(bytesToText(dir));
-    const prefixes = excludedDirs(excluded);
-    const previous = this.reports.sink;
-    this.reports.sink = events ?? null;
+  protected watchTree(root: string, excluded: string[]): number {
+    const fd = libc.openat(AT_FDCWD, pathZ(root), DIR_OPEN_FLAGS, 0);
+    if (fd < 0) {
+      this.reports.problem(false, `cannot watch "${root}": ${errnoName(errno())}`);
+      return 0;
+    }
     try {
-      if (isUnderAny(root, prefixes)) {
-        this.reports.problem(false, `"${root}" lies inside an excluded path: not watched`);
+      const fsid = this.handles.fsid(fd);
+      if (typeof fsid === "number") {
+        this.reports.problem(false, `cannot watch "${root}": fstatfs ${errnoName(fsid)}`);
         return 0;
       }
-      const fd = libc.openat(AT_FDCWD, pathZ(root), DIR_OPEN_FLAGS, 0);
-      if (fd < 0) {
-        this.reports.problem(false, `cannot watch "${root}": ${errnoName(errno())}`);
-        return 0;
-      }
-      try {
-        const fsid = this.handles.fsid(fd);
-        if (typeof fsid === "number") {
-          this.reports.problem(false, `cannot watch "${root}": fstatfs ${errnoName(fsid)}`);
+      const fsidText = Buffer.from(fsid).toString("latin1");
+      if (!this.marked.has(fsidText)) {
+        if (libc.fanotify_mark(this.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FS_MASK_BIG, fd, null) !== 0) {
+          this.failed(root, errno());
           return 0;
         }
-        const fsidText = Buffer.from(fsid).toString("latin1");
-        if (!this.marked.has(fsidText)) {
-          if (libc.fanotify_mark(this.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FS_MASK_BIG, fd, null) !== 0) {
-            this.failed(root, errno());
-            return 0;
-          }
-          this.marked.set(fsidText, [this.topOfFilesystem(root, fsidText), root]);
-        }
-        this.roots.push({ path: root, excluded: prefixes, fsid: fsidText });
-        // A directory ignored as "outside" may lie inside the new tree.
-        this.forgetOutside();
-        return this.hooks.onDirectory ? this.walk(root, prefixes, null) : 1;
-      } finally {
-        libc.close(fd);
+        this.marked.set(fsidText, [this.topOfFilesystem(root, fsidText), root]);
       }
+      this.roots.push({ path: root, excluded, fsid: fsidText });
+      // A directory ignored as "outside" may lie inside the new tree.
+      this.forgetOutside();
+      return this.hooks.onDirectory ? this.walk(root, excluded, null) : 1;
     } finally {
-      this.reports.sink = previous;
+      libc.close(fd);
     }
   }
 
@@ -176,30 +143,16 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
     this.forgetOutside();
   }
 
-  drain(events: DirEvents): number {
-    if (this.closed) return 0;
-    this.reports.sink = events;
-    try {
-      this.reports.flushProblems(events);
-      let total = 0;
-      for (let i = 0; i < MAX_READS_PER_DRAIN; i++) {
-        const n = libc.read(this.fd, this.buf, READ_BUFFER);
-        if (n <= 0) {
-          const e = n < 0 ? errno() : 0;
-          if (e === Errno.EINTR) continue;
-          if (e !== Errno.EAGAIN && e !== 0) this.reports.problem(false, `reading fanotify events failed: ${errnoName(e)}`);
-          break;
-        }
-        total += forEachFidEvent(this.view, n, this.onEvent);
-      }
-      this.reports.flushLanded(events);
-      return total;
-    } finally {
-      for (const fd of this.mountFds.values()) libc.close(fd);
-      this.mountFds.clear();
-      this.addedThisDrain.clear();
-      this.reports.sink = null;
-    }
+  protected readEvents(): number {
+    return this.readQueued(this.parse, "fanotify events");
+  }
+
+  private readonly parse = (length: number): number => forEachFidEvent(this.view, length, this.onEvent);
+
+  protected override drainEnded(): void {
+    for (const fd of this.mountFds.values()) libc.close(fd);
+    this.mountFds.clear();
+    this.addedThisDrain.clear();
   }
 
   /**
@@ -233,10 +186,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
     return this.roots.map((r) => textToBytes(r.path));
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    libc.close(this.fd);
+  protected override forgetAll(): void {
     this.insideDirs.clear();
     this.outsideDirs.clear();
   }
@@ -535,12 +485,7 @@ export class FanotifyFsWatcher implements DirectoryWatcher {
 
   private failed(path: string, err: number): void {
     if (err === Errno.ENOSPC) {
-      if (this.limitReported) return;
-      this.limitReported = true;
-      this.reports.problem(
-        true,
-        `fanotify mark limit reached at "${path}": raise fs.fanotify.max_user_marks (sysctl -w fs.fanotify.max_user_marks=N); protecting what is already watched`,
-      );
+      this.limitReached(fanotifyMarkLimit(path));
       return;
     }
     this.reports.problem(false, `cannot watch "${path}": fanotify_mark(FAN_MARK_FILESYSTEM) ${errnoName(err)}`);

@@ -1,8 +1,7 @@
 // The fanotify directory watcher: a notification-class group reporting directory-entry events by parent
 // file handle + name (FAN_REPORT_DFID_NAME, Linux 5.9+), one inode mark per watched directory. Events
 // carry no fds, so nothing is opened per event; handles are matched against a map filled while marking.
-import { Errno, SyscallError, errnoName } from "../../../ffi/errors.ts";
-import { OnaccError } from "../../errors.ts";
+import { Errno } from "../../../ffi/errors.ts";
 import {
   AT_HANDLE_FID,
   FAN_CLASS_NOTIF,
@@ -30,11 +29,11 @@ import {
   forEachFidEvent,
 } from "../../../ffi/fanotify.ts";
 import { AT_FDCWD, DIR_OPEN_FLAGS, O_CLOEXEC, O_RDONLY } from "../../../ffi/fcntl.ts";
-import { errno, libc, structBuffer } from "../../../ffi/libc.ts";
-import { type Departure, type LandedWhy, MAX_READS_PER_DRAIN, TreeWatcher, pathZ } from "./base.ts";
+import { errno, libc } from "../../../ffi/libc.ts";
+import { type Departure, type LandedWhy, TreeWatcher, fanotifyMarkLimit, pathZ, watcherFd } from "./base.ts";
 import type { NodeKey } from "./tree.ts";
 import { textToBytes } from "./tree.ts";
-import type { WatcherHooks } from "./types.ts";
+import type { WatcherOptions } from "./types.ts";
 
 /**
  * Entries created, moved in or out, files closed after writing; the directory's own deletion and move.
@@ -48,12 +47,6 @@ const MASK_BIG = BigInt(DIRWATCH_FAN_MASK);
 export const DIRWATCH_FAN_INIT_FLAGS = FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC | FAN_NONBLOCK;
 export const DIRWATCH_FAN_UNLIMITED = FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
 
-const READ_BUFFER = 64 * 1024; // ~1,000 records of 24 + 36 + name bytes
-
-export interface FanotifyWatcherOptions extends WatcherHooks {
-  unlimited?: boolean;
-}
-
 export class FanotifyWatcher extends TreeWatcher {
   readonly kind = "fanotify" as const;
   readonly fd: number;
@@ -61,9 +54,6 @@ export class FanotifyWatcher extends TreeWatcher {
   private readonly handles = new FileHandles();
   /** AT_HANDLE_FID: the encoding fanotify itself uses (it differs from plain handles on e.g. overlayfs). */
   private fidFlag = AT_HANDLE_FID;
-  private readonly buf = structBuffer(READ_BUFFER);
-  private readonly bytes = Buffer.from(this.buf.buffer);
-  private readonly view = new DataView(this.buf.buffer);
   // Keys start with a one-char filesystem index: handles are unique only within one filesystem.
   private readonly fsByMountId = new Map<number, number>();
   private readonly fsByFsid = new Map<string, number>();
@@ -72,17 +62,11 @@ export class FanotifyWatcher extends TreeWatcher {
   private readonly fsPaths: string[] = [];
 
   /** Takes over `group` (made with DIRWATCH_FAN_INIT_FLAGS [| DIRWATCH_FAN_UNLIMITED]) or creates one. */
-  constructor(options: FanotifyWatcherOptions = {}, group?: number) {
+  constructor(options: WatcherOptions = {}, group?: number) {
     super(options);
     const flags = DIRWATCH_FAN_INIT_FLAGS | (options.unlimited === false ? 0 : DIRWATCH_FAN_UNLIMITED);
-    this.fd = group ?? libc.fanotify_init(flags, O_RDONLY | O_CLOEXEC);
-    if (this.fd < 0) {
-      const e = errno();
-      if (e === Errno.EMFILE) {
-        throw new OnaccError("E_RUNTIME", "fanotify group limit reached: raise fs.fanotify.max_user_groups (sysctl -w fs.fanotify.max_user_groups=N)");
-      }
-      throw new SyscallError("fanotify_init", e, "(FAN_REPORT_DFID_NAME)");
-    }
+    const fd = group ?? libc.fanotify_init(flags, O_RDONLY | O_CLOEXEC);
+    this.fd = watcherFd(fd, "fanotify group", "fs.fanotify.max_user_groups", "fanotify_init", "(FAN_REPORT_DFID_NAME)");
     this.description = `fanotify directory-entry events (FAN_REPORT_DFID_NAME${options.unlimited === false ? ", bounded queue and marks" : ""})`;
   }
 
@@ -173,19 +157,10 @@ export class FanotifyWatcher extends TreeWatcher {
   }
 
   protected readEvents(): number {
-    let total = 0;
-    for (let i = 0; i < MAX_READS_PER_DRAIN; i++) {
-      const n = libc.read(this.fd, this.buf, READ_BUFFER);
-      if (n <= 0) {
-        const e = n < 0 ? errno() : 0;
-        if (e === Errno.EINTR) continue;
-        if (e !== Errno.EAGAIN && e !== 0) this.warn(`reading fanotify directory events failed: ${errnoName(e)}`);
-        break;
-      }
-      total += forEachFidEvent(this.view, n, this.onEvent);
-    }
-    return total;
+    return this.readQueued(this.parse, "fanotify directory events");
   }
+
+  private readonly parse = (length: number): number => forEachFidEvent(this.view, length, this.onEvent);
 
   private readonly onEvent = (mask: number, _pid: number, records: readonly FidRecord[], count: number): void => {
     if (mask & FAN_Q_OVERFLOW) {
@@ -210,9 +185,7 @@ export class FanotifyWatcher extends TreeWatcher {
   };
 
   protected limitMessage(err: number, path: string): string | null {
-    if (err === Errno.ENOSPC) {
-      return `fanotify mark limit reached at "${path}": raise fs.fanotify.max_user_marks (sysctl -w fs.fanotify.max_user_marks=N); protecting what is already watched`;
-    }
+    if (err === Errno.ENOSPC) return fanotifyMarkLimit(path);
     if (err === Errno.ENOMEM) return `out of kernel memory for fanotify marks at "${path}"; protecting what is already watched`;
     return null;
   }

@@ -1,6 +1,6 @@
 // The inotify directory watcher, for kernels without fanotify directory-entry events (before 5.9) or
 // filesystems without file handles: one watch per directory, the watch descriptor is the node's key.
-import { Errno, SyscallError, errnoName } from "../../../ffi/errors.ts";
+import { Errno } from "../../../ffi/errors.ts";
 import {
   IN_CLOEXEC,
   IN_CLOSE_WRITE,
@@ -20,9 +20,8 @@ import {
   inotifyAddWatch,
   inotifyRmWatch,
 } from "../../../ffi/inotify.ts";
-import { errno, libc, structBuffer } from "../../../ffi/libc.ts";
-import { OnaccError } from "../../errors.ts";
-import { type Departure, type LandedWhy, MAX_READS_PER_DRAIN, TreeWatcher } from "./base.ts";
+import { libc } from "../../../ffi/libc.ts";
+import { type Departure, type LandedWhy, TreeWatcher, watcherFd } from "./base.ts";
 import { type NodeKey, textToBytes } from "./tree.ts";
 import type { WatcherHooks } from "./types.ts";
 
@@ -33,26 +32,14 @@ import type { WatcherHooks } from "./types.ts";
 export const DIRWATCH_IN_MASK =
   IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_EXCL_UNLINK | IN_ONLYDIR | IN_DONT_FOLLOW;
 
-const READ_BUFFER = 64 * 1024;
-
 export class InotifyWatcher extends TreeWatcher {
   readonly kind = "inotify" as const;
   readonly fd: number;
   readonly description = "inotify (one watch per directory)";
-  private readonly buf = structBuffer(READ_BUFFER);
-  private readonly bytes = Buffer.from(this.buf.buffer);
-  private readonly view = new DataView(this.buf.buffer);
 
   constructor(hooks: WatcherHooks = {}) {
     super(hooks);
-    this.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (this.fd < 0) {
-      const e = errno();
-      if (e === Errno.EMFILE) {
-        throw new OnaccError("E_RUNTIME", "inotify instance limit reached: raise fs.inotify.max_user_instances (sysctl -w fs.inotify.max_user_instances=N)");
-      }
-      throw new SyscallError("inotify_init1", e);
-    }
+    this.fd = watcherFd(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify instance", "fs.inotify.max_user_instances", "inotify_init1");
   }
 
   /** inotify_add_watch both identifies (same inode, same wd) and watches. */
@@ -82,19 +69,10 @@ export class InotifyWatcher extends TreeWatcher {
   }
 
   protected readEvents(): number {
-    let total = 0;
-    for (let i = 0; i < MAX_READS_PER_DRAIN; i++) {
-      const n = libc.read(this.fd, this.buf, READ_BUFFER);
-      if (n <= 0) {
-        const e = n < 0 ? errno() : 0;
-        if (e === Errno.EINTR) continue;
-        if (e !== Errno.EAGAIN && e !== 0) this.warn(`reading inotify events failed: ${errnoName(e)}`);
-        break;
-      }
-      total += forEachInotifyEvent(this.view, n, this.onEvent);
-    }
-    return total;
+    return this.readQueued(this.parse, "inotify events");
   }
+
+  private readonly parse = (length: number): number => forEachInotifyEvent(this.view, length, this.onEvent);
 
   private readonly onEvent = (wd: number, mask: number, _cookie: number, nameOffset: number, nameLength: number): void => {
     if (mask & IN_Q_OVERFLOW) {
