@@ -4,7 +4,7 @@
 // SharedArrayBuffer queue of path bytes (BackgroundQueue), and when either is full it drops the path and
 // later walks the trees again for files changed since (Rewalk): background work is never lost, and it never
 // takes a place an open needs.
-import { DT_DIR, DT_UNKNOWN, DirReader, openDirectoryAt } from "../../ffi/dirent.ts";
+import { DT_DIR, DT_REG, DT_UNKNOWN, DirReader, openDirectoryAt } from "../../ffi/dirent.ts";
 import { AT_FDCWD } from "../../ffi/fcntl.ts";
 import { AT_STATX_DONT_SYNC, Fstat, S_IFDIR, S_IFMT, S_IFREG, emptyStat } from "../../ffi/fs.ts";
 import { libc } from "../../ffi/libc.ts";
@@ -170,7 +170,7 @@ export class Rewalk {
     try {
       const since = this.since;
       this.dirs.list(fd, (name, type) => {
-        if (type !== DT_DIR && type !== DT_UNKNOWN && type !== 8 /* DT_REG */) return;
+        if (type !== DT_DIR && type !== DT_UNKNOWN && type !== DT_REG) return;
         if (this.fstat.statAt(fd, name, this.st, AT_STATX_DONT_SYNC) !== 0) return;
         const path = joinBytes(dir, name);
         const kind = this.st.mode & S_IFMT;

@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { fstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chooseDirectoryWatcher, type DirectoryWatcher } from "../../src/engine/dirwatch/index.ts";
-import { listDirectory } from "../../src/engine/dirwatch/list.ts";
 import type { WatcherKind, WatcherOptions } from "../../src/engine/dirwatch/types.ts";
+import { DT_DIR, DT_REG, DirReader, openDirectory } from "../../ffi/dirent.ts";
+import { libc } from "../../ffi/libc.ts";
 import { POLLIN, PollSet } from "../../ffi/poll.ts";
 import { Recorder, bytes, text } from "../fixtures/dir-events.ts";
 import { mountTmpfs, type TestMount } from "../fixtures/tmpfs.ts";
@@ -85,15 +86,31 @@ test("chooseDirectoryWatcher() picks filesystem marks on this kernel, directory 
   }
 });
 
-test("listDirectory() lists files and directories with their names as bytes", () => {
+test("DirReader lists files and directories with their names as bytes, and as latin1 text for the watchers", () => {
   const dir = freshDir("list");
   mkdirSync(join(dir, "sub"));
   writeFileSync(Buffer.concat([bytes(`${dir}/`), Buffer.from([0x66, 0xff, 0x0a])]), "x");
-  const entries = listDirectory(dir).map((e) => [text(e.name), e.type] as const).sort();
-  expect(entries).toEqual([
-    ["f\xff\n", 8],
-    ["sub", 4],
+  const reader = new DirReader();
+  const listed = <T>(list: (fd: number) => T): T => {
+    const fd = openDirectory(dir);
+    try {
+      return list(fd);
+    } finally {
+      libc.close(fd);
+    }
+  };
+  const entries: (readonly [string, number])[] = [];
+  listed((fd) => reader.list(fd, (name, type) => entries.push([text(name), type])));
+  expect(entries.sort()).toEqual([
+    ["f\xff\n", DT_REG],
+    ["sub", DT_DIR],
   ]);
+  const all: string[] = [];
+  expect(listed((fd) => reader.listLatin(fd, () => true, (name) => all.push(name)))).toBe(0);
+  expect(Buffer.from(all.sort().join("/"), "latin1")).toEqual(Buffer.from([0x66, 0xff, 0x0a, 0x2f, 0x73, 0x75, 0x62]));
+  const dirs: string[] = [];
+  expect(listed((fd) => reader.listLatin(fd, (t) => t === DT_DIR, (name) => dirs.push(name)))).toBe(0);
+  expect(dirs).toEqual(["sub"]);
 });
 
 describe.each(["fanotify", "inotify"] as const)("%s watcher", (kind) => {

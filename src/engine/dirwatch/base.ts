@@ -4,11 +4,11 @@
 // (watch it and report what already landed in it, follow a rename, drop what left), and the resync after a
 // lost event; those two classes supply only the kernel side: identify, mark, read, unwatch.
 import { Errno, SyscallError, errnoName } from "../../../ffi/errors.ts";
+import { DT_DIR, DT_REG, DT_UNKNOWN, DirReader } from "../../../ffi/dirent.ts";
 import { AT_FDCWD, DIR_OPEN_FLAGS } from "../../../ffi/fcntl.ts";
 import { errno, libc, structBuffer } from "../../../ffi/libc.ts";
 import { OnaccError } from "../../errors.ts";
 import { isUnderAny } from "../paths.ts";
-import { DT_DIR, DT_REG, DT_UNKNOWN, LatinLister } from "./list.ts";
 import { type LandedWhy, Reports } from "./report.ts";
 import { DirTree, type DirNode, type NodeKey, bytesToText, excludedDirs, joinPath, normalizeDir, textToBytes } from "./tree.ts";
 import type { DirEvents, DirectoryWatcher, WatcherHooks, WatcherKind } from "./types.ts";
@@ -46,7 +46,7 @@ export abstract class WatcherBase implements DirectoryWatcher {
   abstract readonly fd: number;
   abstract readonly description: string;
   protected readonly reports = new Reports();
-  protected readonly lister = new LatinLister();
+  protected readonly lister = new DirReader();
   /** The last read()'s bytes, three views of one buffer. */
   protected readonly buf = structBuffer(READ_BUFFER);
   protected readonly bytes = Buffer.from(this.buf.buffer);
@@ -406,7 +406,7 @@ export abstract class TreeWatcher extends WatcherBase {
         const parentNode = node;
         // Files are reported only in directories watched just now: they may have landed before the mark.
         const reportFiles = report !== null && fresh;
-        const e = this.lister.list(fd, reportFiles ? wantAll : wantDirs, (name, type) => {
+        const e = this.lister.listLatin(fd, reportFiles ? wantAll : wantDirs, (name, type) => {
           const childPath = joinPath(item.path, name);
           if (type === DT_REG) {
             this.land(parentNode, name, "created");

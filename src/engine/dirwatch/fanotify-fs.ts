@@ -30,11 +30,11 @@ import {
   type FidRecord,
   forEachFidEvent,
 } from "../../../ffi/fanotify.ts";
+import { DT_DIR, DT_REG, DT_UNKNOWN } from "../../../ffi/dirent.ts";
 import { AT_FDCWD, DIR_OPEN_FLAGS, O_CLOEXEC, O_RDONLY } from "../../../ffi/fcntl.ts";
 import { cstr, errno, libc, structBuffer } from "../../../ffi/libc.ts";
 import { isUnder, isUnderAny } from "../paths.ts";
 import { WatcherBase, fanotifyMarkLimit, pathZ, watcherFd } from "./base.ts";
-import { DT_DIR, DT_REG, DT_UNKNOWN } from "./list.ts";
 import type { LandedWhy } from "./report.ts";
 import { bytesToText, joinPath, normalizeDir, textToBytes } from "./tree.ts";
 import type { DirEvents, WatcherOptions } from "./types.ts";
@@ -321,7 +321,7 @@ export class FanotifyFsWatcher extends WatcherBase {
       const [dfd, path] = stack.pop()!;
       try {
         this.hooks.onDirectoryRemoved!(dfd, textToBytes(path));
-        this.lister.list(dfd, (t) => t === DT_DIR, (name) => {
+        this.lister.listLatin(dfd, (t) => t === DT_DIR, (name) => {
           const child = libc.openat(dfd, pathZ(name), DIR_OPEN_FLAGS, 0);
           if (child >= 0) stack.push([child, joinPath(path, name)]);
         });
@@ -354,7 +354,7 @@ export class FanotifyFsWatcher extends WatcherBase {
           this.addedThisDrain.add(path);
           report.directoryAdded(bytes);
         }
-        this.lister.list(fd, want, (name, type) => {
+        this.lister.listLatin(fd, want, (name, type) => {
           const child = joinPath(path, name);
           if (type === DT_REG) this.reports.land(child, "created", () => child);
           else if (!isUnderAny(child, excluded)) stack.push(child);
