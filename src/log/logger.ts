@@ -176,10 +176,7 @@ class _FileAndConsoleLogger implements Logger {
       this.error(`Cannot reopen log file "${path}": ${err instanceof LogFileError ? err.reason : fsReason(err)}`);
       return false;
     }
-    const old = this._fd;
-    this._fd = fd;
-    this._failureReported = false;
-    if (old !== undefined) _closeQuietly(old);
+    this._switchTo(fd);
     return true;
   }
 
@@ -219,16 +216,9 @@ class _FileAndConsoleLogger implements Logger {
   private _follow(): void {
     const path = this.settings.logFile!;
     try {
-      const fd = _openLogFile(path);
-      const old = this._fd;
-      this._fd = fd;
-      this._failureReported = false;
-      if (old !== undefined) _closeQuietly(old);
+      this._switchTo(_openLogFile(path));
     } catch (err) {
-      if (this._rotationFailureReported) return;
-      this._rotationFailureReported = true;
-      const reason = err instanceof LogFileError ? err.reason : fsReason(err);
-      _writeQuietly(_STDERR, `onacc: cannot reopen rotated log file "${path}": ${reason}; writing on to the old file\n`);
+      this._rotationFailed(`cannot reopen rotated log file "${path}"`, err, "writing on to the old file");
     }
   }
 
@@ -237,17 +227,26 @@ class _FileAndConsoleLogger implements Logger {
     const path = this.settings.logFile!;
     try {
       const fd = rotate(path, this._fd!, incoming, policy, () => _openLogFile(path));
-      if (fd === undefined) return;
-      const old = this._fd;
-      this._fd = fd;
-      this._failureReported = false;
-      if (old !== undefined) _closeQuietly(old);
+      if (fd !== undefined) this._switchTo(fd);
     } catch (err) {
-      if (this._rotationFailureReported) return;
-      this._rotationFailureReported = true;
-      const reason = err instanceof LogFileError ? err.reason : fsReason(err);
-      _writeQuietly(_STDERR, `onacc: cannot rotate log file "${path}": ${reason}; writing on to the current file\n`);
+      this._rotationFailed(`cannot rotate log file "${path}"`, err, "writing on to the current file");
     }
+  }
+
+  /** Appends to `fd` from now on and closes the file it replaces. */
+  private _switchTo(fd: number): void {
+    const old = this._fd;
+    this._fd = fd;
+    this._failureReported = false;
+    if (old !== undefined) _closeQuietly(old);
+  }
+
+  /** Says once on stderr (the log file is the thing failing) that rotation failed, and what goes on. */
+  private _rotationFailed(what: string, err: unknown, meanwhile: string): void {
+    if (this._rotationFailureReported) return;
+    this._rotationFailureReported = true;
+    const reason = err instanceof LogFileError ? err.reason : fsReason(err);
+    _writeQuietly(_STDERR, `onacc: ${what}: ${reason}; ${meanwhile}\n`);
   }
 
   // A full disk must not stop scanning: count, tell stderr once per opened file, carry on.
