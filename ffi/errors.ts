@@ -1,5 +1,5 @@
 // SyscallError: a failed libc call, named with the call and the errno symbol ("fanotify_mark: ENOENT").
-import { OnaccError } from "../src/errors.ts";
+// ffi/ stands below src/ and imports nothing from it: src/errors.ts recognises this class by itself.
 
 // Hint: only the errnos onacc reacts to or reports often; others print as their number.
 export const Errno = {
@@ -49,11 +49,14 @@ export function errnoName(errno: number): string {
   return names.get(errno) ?? `errno ${errno}`;
 }
 
-export class SyscallError extends OnaccError {
+export class SyscallError extends Error {
+  /** The code src/errors.ts gives every failed libc call (see ErrorCode there). */
+  readonly code = "E_SYSCALL";
   readonly syscall: string;
   readonly errno: number;
   constructor(syscall: string, errno: number, detail?: string) {
-    super("E_SYSCALL", `${syscall}${detail ? ` ${detail}` : ""}: ${errnoName(errno)}`);
+    super(`${syscall}${detail ? ` ${detail}` : ""}: ${errnoName(errno)}`);
+    this.name = "SyscallError";
     this.syscall = syscall;
     this.errno = errno;
   }

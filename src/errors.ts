@@ -1,5 +1,7 @@
 // Typed errors for everything onacc reports to a person. Each carries a stable `code`; the CLI catches
-// them once at the top and prints one clear line (stack traces only under --verbose).
+// them once at the top and prints one clear line (stack traces only under --verbose). A failed libc call
+// is ffi/'s SyscallError, which knows nothing of this file: isOnaccError() and exitCodeFor() take it in.
+import { SyscallError } from "../ffi/errors.ts";
 
 export type ErrorCode =
   | "E_USAGE" // bad command line
@@ -69,8 +71,13 @@ export const ExitCode = {
   clamd: 4, // clamd needed at start-up but unreachable
 } as const;
 
+/** onacc's own errors, whose message is meant for a person as it stands: OnaccError and SyscallError. */
+export function isOnaccError(err: unknown): err is OnaccError | SyscallError {
+  return err instanceof OnaccError || err instanceof SyscallError;
+}
+
 export function exitCodeFor(err: unknown): number {
-  if (!(err instanceof OnaccError)) return ExitCode.runtime;
+  if (!isOnaccError(err)) return ExitCode.runtime;
   switch (err.code) {
     case "E_USAGE":
       return ExitCode.usage;

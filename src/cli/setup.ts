@@ -1,7 +1,7 @@
 // `onacc setup`: the wizard (with a terminal), `--yes` (flags only, no terminal needed) and `--trial`.
 // Every error ends here as one line on stderr and an exit code (see setupHelpText()).
 import { readFileSync } from "node:fs";
-import { exitCodeFor, ExitCode, OnaccError, UsageError } from "../errors.ts";
+import { exitCodeFor, ExitCode, isOnaccError, UsageError } from "../errors.ts";
 import { answersFromFlags } from "../setup/from-flags.ts";
 import { finishSetup, onaccBinary, trialClosingLines, type Reporter } from "../setup/finish.ts";
 import { parseSetupArgs, setupHelpText, type SetupFlags } from "../setup/options.ts";
@@ -37,7 +37,7 @@ export async function runSetup(argv: string[]): Promise<number> {
       process.stderr.write(`onacc setup: ${err.message}\n`);
       return ExitCode.runtime;
     }
-    const message = err instanceof OnaccError ? err.message : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+    const message = isOnaccError(err) ? err.message : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
     process.stderr.write(`onacc setup: ${message}\n`);
     return exitCodeFor(err);
   }

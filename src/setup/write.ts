@@ -4,7 +4,7 @@ import { closeSync, fsyncSync, fchmodSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join } from "node:path";
 import { ONACC_DROPIN_DIR, ONACC_OPTION_NAMES } from "../config/onacc-options.ts";
 import { serializeConfig, type ConfigLine } from "../config/serialize.ts";
-import { OnaccError } from "../errors.ts";
+import { isOnaccError, OnaccError } from "../errors.ts";
 import { isUnder } from "../engine/paths.ts";
 import { actionFlag, type SetupAnswers } from "./answers.ts";
 import { normalizePath } from "../config/values.ts";
@@ -178,7 +178,7 @@ function _replaceFile(path: string, text: string): void {
     } catch {
       /* already gone */
     }
-    throw err instanceof OnaccError ? err : _writeError(path, err);
+    throw isOnaccError(err) ? err : _writeError(path, err);
   }
 }
 
