@@ -3,7 +3,7 @@
 import { chmodSync, lstatSync, renameSync } from "node:fs";
 import { Errno, errnoName } from "../../ffi/errors.ts";
 import { Fstat, S_IFMT, S_IFREG, closeFd, emptyStat, openParentNoSymlinks, unlinkAt } from "../../ffi/fs.ts";
-import type { ActionOnFound } from "../cli/options.ts";
+import type { ActionOnFound } from "./types.ts";
 import { displayPath } from "../log/display-path.ts";
 import { errnoReason, fsCode, fsReason } from "../log/fs-reason.ts";
 import type { Logger } from "../log/logger.ts";

@@ -1,7 +1,7 @@
 // What happens when clamd finds something: one FOUND line per signature, then the configured action
 // (--remove/--move/--copy). With --copy, a file version is copied once, not once per open: it is never
 // cached as clean, so anyone could otherwise fill the quarantine's disk with one file and a loop.
-import type { ActionOnFound } from "../cli/options.ts";
+import type { ActionOnFound } from "./types.ts";
 import { VerdictCache, type CacheBuffers } from "../engine/cache.ts";
 import { displayPath } from "../log/display-path.ts";
 import type { Logger } from "../log/logger.ts";

@@ -1,7 +1,7 @@
 // Quarantine upkeep while the agent runs: deletes quarantined files and their records once they are older
 // than QuarantineRetention, and temp files that a stopped (crashed) onacc left in DIR and its vault.
 import { lstatSync, readdirSync, unlinkSync } from "node:fs";
-import type { ActionOnFound } from "../cli/options.ts";
+import type { ActionOnFound } from "./types.ts";
 import { displayPath } from "../log/display-path.ts";
 import type { Logger } from "../log/logger.ts";
 import { TEMP_PREFIX } from "./quarantine.ts";

@@ -17,7 +17,8 @@ import { UsageError } from "../errors.ts";
 import { UNIX_PATH_MAX } from "../../ffi/socket.ts";
 import { LOG_KEEP_DEFAULT } from "../log/logger.ts";
 import { DEFAULT_STATUS_SOCKET } from "../status/types.ts";
-import { DEFAULT_CONFIG_FILE, type ActionOnFound, type RunOptions } from "./options.ts";
+import type { ActionOnFound } from "../actions/types.ts";
+import { DEFAULT_CONFIG_FILE, type RunOptions } from "./options.ts";
 
 export interface FlagSpec {
   long: string;

@@ -2,10 +2,10 @@
 // runs by. The one place where the scan mode of each clamd, the deadlines, the queue sizes, the
 // exclusions and the marks are decided. Pure (no I/O): the facts come in as arguments, so it is tested
 // without root, clamd or fanotify.
+import type { ActionOnFound } from "../actions/types.ts";
 import { describeEndpoint } from "../clamd/address.ts";
 import type { PoolOptions } from "../clamd/pool-settings.ts";
 import type { ScanMode } from "../clamd/types.ts";
-import type { ActionOnFound, RunOptions } from "../cli/options.ts";
 import type { ClamdEndpoint, OnaccConfig } from "../config/types.ts";
 import { OnaccError, UsageError } from "../errors.ts";
 import type { LogSettings } from "../log/logger.ts";
@@ -22,6 +22,32 @@ const FD_RESERVE = 1024;
 const READ_BATCH_FDS = 2800; // one 64 KiB read() can hand over this many event fds
 const MAX_RING = 4096;
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/** What the plan reads of the command line (src/cli/options.ts RunOptions has these and more). */
+export interface EngineOptions {
+  /** -F/--foreground: stay attached, print to the console. */
+  foreground: boolean;
+  /** -v/--verbose. */
+  verbose: boolean;
+  /** -l/--log=FILE. */
+  logFile?: string;
+  /** --log-format: the --log file's lines (and the console's when there is no --log). */
+  logFormat: "text" | "json";
+  /** --log-max-size in bytes: rotate the --log file before it grows past this. */
+  logMaxSize?: number;
+  /** --log-keep: rotated files kept (FILE.1 … FILE.N); default 5. */
+  logKeep: number;
+  /** --remove, --move=DIR, --copy=DIR. */
+  action: ActionOnFound;
+  /** -z/--allmatch. */
+  allmatch: boolean;
+  /** --fdpass / --stream; "auto" = fd passing over a local socket, streaming over TCP. */
+  scanMode: ScanMode | "auto";
+  /** --cache-size=N: entries of the userspace verdict cache; 0 = off. */
+  cacheSize: number;
+  /** --kernel-cache=yes|no: fanotify ignore marks for files found clean. */
+  kernelCache: boolean;
+}
 
 /** What the plan needs to know about the host. */
 export interface HostFacts {
@@ -62,7 +88,7 @@ export interface EnginePlan {
 }
 
 /** The logger settings every thread builds its own Logger from. */
-export function logSettingsOf(opts: RunOptions): LogSettings {
+export function logSettingsOf(opts: EngineOptions): LogSettings {
   return { logFile: opts.logFile, foreground: opts.foreground, verbose: opts.verbose, format: opts.logFormat, maxSize: opts.logMaxSize, keep: opts.logKeep };
 }
 
@@ -71,7 +97,7 @@ export function logSettingsOf(opts: RunOptions): LogSettings {
  * streamed to a TCP or TLS one (a descriptor cannot cross a network). --fdpass needs at least one unix
  * endpoint; --stream streams to all.
  */
-export function scanModes(opts: RunOptions, endpoints: ClamdEndpoint[]): ScanMode[] {
+export function scanModes(opts: EngineOptions, endpoints: ClamdEndpoint[]): ScanMode[] {
   const anyUnix = endpoints.some((e) => e.kind === "unix");
   if (opts.scanMode === "fdpass" && !anyUnix) {
     throw new UsageError(`--fdpass needs clamd on a LocalSocket; ${endpoints.map(describeEndpoint).join(", ")} ${endpoints.length > 1 ? "are" : "is"} not (use --stream)`);
@@ -87,7 +113,7 @@ export function ringCapacityFor(nofileLimit: number): number {
   return cap;
 }
 
-export function planEngine(config: OnaccConfig, opts: RunOptions, host: HostFacts): EnginePlan {
+export function planEngine(config: OnaccConfig, opts: EngineOptions, host: HostFacts): EnginePlan {
   const oa = config.onAccess;
   const endpoints = config.endpoints;
   const warnings: string[] = [];

@@ -8,7 +8,6 @@ import { startHealthChecks, poolHealth, type EndpointHealth } from "../clamd/hea
 import type { PoolCounters } from "../clamd/pool-shared.ts";
 import { pidListeningOn } from "../clamd/local-clamd.ts";
 import { createPoolSettings } from "../clamd/pool-settings.ts";
-import type { RunOptions } from "../cli/options.ts";
 import type { OnaccConfig } from "../config/types.ts";
 import { ClamdError, OnaccError } from "../errors.ts";
 import type { Logger } from "../log/logger.ts";
@@ -26,7 +25,7 @@ import { Control } from "./control.ts";
 import { Counters, type CounterName } from "./counters.ts";
 import { Invalidation } from "./invalidation.ts";
 import { releaseStartup } from "./footprint.ts";
-import { planEngine, type EnginePlan } from "./plan.ts";
+import { planEngine, type EngineOptions, type EnginePlan } from "./plan.ts";
 import { errorResponse } from "./policy.ts";
 import type { ReaderReady } from "./reader.ts";
 import { EventRing } from "./ring.ts";
@@ -128,7 +127,7 @@ function probeClamd(config: OnaccConfig, plan: EnginePlan, log: Logger): Process
  * `onFailure` is called when a Worker ends while the agent runs (a bug): the caller stops the agent, which
  * answers everything pending, and exits non-zero so the service manager restarts it.
  */
-export async function startAgent(config: OnaccConfig, opts: RunOptions, log: Logger, onFailure?: (reason: string) => void, carried?: Carried): Promise<Agent> {
+export async function startAgent(config: OnaccConfig, opts: EngineOptions, log: Logger, onFailure?: (reason: string) => void, carried?: Carried): Promise<Agent> {
   const plan = planEngine(config, opts, { nofileLimit: raiseNofileLimit(), uidOf: uidOfUser });
   for (const w of plan.warnings) log.warn(w);
   const clamdProcesses = probeClamd(config, plan, log);

@@ -2,7 +2,7 @@
 // (plan.ts) decides every value; the runtime (runtime.ts) adds the shared buffers and descriptors.
 import type { PoolSettings } from "../clamd/pool-settings.ts";
 import type { ScanMode } from "../clamd/types.ts";
-import type { ActionOnFound } from "../cli/options.ts";
+import type { ActionOnFound } from "../actions/types.ts";
 import type { CacheBuffers } from "./cache.ts";
 import type { ExclusionSettings } from "./exclusions.ts";
 import type { RingBuffers } from "./ring.ts";

@@ -1,7 +1,7 @@
 // The answers `onacc setup` collects, and the checks each one must pass. The same checks serve the
 // wizard (a message under the prompt, then ask again) and `--yes` (an AnswerError: exit 3, nothing written).
 import { statSync } from "node:fs";
-import type { ActionOnFound } from "../cli/options.ts";
+import type { ActionOnFound } from "../actions/types.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
 import { normalizePath } from "../config/values.ts";
 import { isUnder } from "../engine/paths.ts";

@@ -2,7 +2,7 @@
 // (the prompt says what is wrong and asks again), then a preview, the file, and the service.
 import { existsSync } from "node:fs";
 import * as p from "@clack/prompts";
-import type { ActionOnFound } from "../cli/options.ts";
+import type { ActionOnFound } from "../actions/types.ts";
 import { describeEndpoint } from "../clamd/address.ts";
 import type { ClamdEndpoint } from "../config/types.ts";
 import { VERSION } from "../version.ts";
