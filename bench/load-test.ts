@@ -3,7 +3,7 @@
 // Several reader processes open random files for a minute while one writer keeps changing some of them
 // (so they are scanned again) and the status counters are read every second. Prints opens/s, latency,
 // the agent's RSS and descriptor count over the run, and checks them against stated bounds.
-import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { disposeClamd, startClamd } from "../tests/fixtures/clamd.ts";
 import { EICAR } from "../tests/fixtures/signatures.ts";

@@ -5,7 +5,7 @@ import { Errno, errnoName } from "../../ffi/errors.ts";
 import { Fstat, S_IFMT, S_IFREG, closeFd, emptyStat, openParentNoSymlinks, unlinkAt } from "../../ffi/fs.ts";
 import type { ActionOnFound } from "./types.ts";
 import { displayPath } from "../log/display-path.ts";
-import { errnoReason, fsCode, fsReason } from "../log/fs-reason.ts";
+import { errnoReason, fsReason } from "../log/fs-reason.ts";
 import type { Logger } from "../log/logger.ts";
 import {
   QUARANTINE_FILE_MODE,

@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, type ConfigProblem } from "../errors.ts";
 import { whyClamdReads } from "./clamd-readers.ts";
-import { readPathList, type PathList } from "./lists.ts";
+import { readPathList } from "./lists.ts";
 import { ONACC_DROPIN_DIR } from "./onacc-options.ts";
 import { parseConfigText, type ConfigSource, type ParsedConfig } from "./parse.ts";
 import { describeFsError, readTextFile } from "./read.ts";

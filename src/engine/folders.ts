@@ -20,7 +20,7 @@ export class Folders {
   private closed = false;
 
   constructor(
-    private readonly group: number,
+    group: number,
     private readonly m: MarkSettings,
     counters: Counters,
     private readonly log: LogFn,

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { monotonicMs } from "../../ffi/libc.ts";
-import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
+import { PollSet, WakeFd } from "../../ffi/poll.ts";
 import { poolHealth } from "../../src/clamd/health.ts";
 import { ClamdMultiplexer } from "../../src/clamd/multiplexer.ts";
 import { createPoolSettings } from "../../src/clamd/pool-settings.ts";

@@ -150,7 +150,7 @@ describe("onacc status --check", () => {
 describe("onacc status --check and a reload", () => {
   test("a check under way when the configuration is reloaded still leaves no FOUND line and nothing in the quarantine", async () => {
     await withAgent(["OnAccessPrevention yes"], async (trees) => {
-      const { nonce, probeName, probe } = await checkByHand(agent!, trees[0]!);
+      const { nonce, probe } = await checkByHand(agent!, trees[0]!);
       agent!.signal("SIGHUP");
       await agent!.waitFor(/configuration reloaded \(SIGHUP\)/);
       // The new engine scans the open, and knows the test file.
