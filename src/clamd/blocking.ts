@@ -44,10 +44,10 @@ export class BlockingRunner {
     });
   }
 
-  /** A scan with the request given outright (fildes, instream, contscan, allmatch). */
-  scan(request: Request, fd: number, deadline: number, path?: Uint8Array): ScanOutcome {
+  /** A scan with the request given outright (fildes or instream). */
+  scan(request: Request, fd: number, deadline: number): ScanOutcome {
     this.pending = true;
-    this.mux.submitRequest(0, request, fd, deadline, path);
+    this.mux.submitRequest(0, request, fd, deadline);
     this.run();
     return this.scanOutcome!;
   }

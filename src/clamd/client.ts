@@ -1,5 +1,5 @@
-// A synchronous clamd client for one endpoint: PING, VERSION, clamd's PID, and scans by descriptor, stream
-// or path, each waiting for its outcome (src/clamd/blocking.ts). Failed attempts are retried by the pool's
+// A synchronous clamd client for one endpoint: PING, VERSION, clamd's PID, and scans by descriptor or
+// stream, each waiting for its outcome (src/clamd/blocking.ts). Failed attempts are retried by the pool's
 // one retry layer (src/clamd/failover.ts); errors of scans are outcomes, errors of PING/VERSION are thrown.
 import type { ClamdEndpoint } from "../config/types.ts";
 import { BlockingRunner } from "./blocking.ts";
@@ -18,8 +18,6 @@ export interface ClamdClientOptions {
   /** StreamMaxLength in bytes, 0 = no limit: INSTREAM chunks never exceed it. */
   streamMaxLength: number;
 }
-
-const encoder = new TextEncoder();
 
 export class ClamdClient {
   readonly endpoint: ClamdEndpoint;
@@ -70,14 +68,5 @@ export class ClamdClient {
   /** zINSTREAM: the file's contents, read with pread64 from offset 0; works for any fd and any name. */
   scanStream(fd: number): ScanOutcome {
     return this.runner.scan(Request.instream, fd, this.deadlineAt);
-  }
-
-  /**
-   * zCONTSCAN (or zALLMATCHSCAN: every matching signature) by path; clamd opens the file itself. Refuses
-   * (kind "refused", attempts 0) a path it cannot send safely: relative, too long, or with a line break.
-   */
-  scanPath(path: string | Uint8Array, opts: { allmatch?: boolean } = {}): ScanOutcome {
-    const bytes = typeof path === "string" ? encoder.encode(path) : path;
-    return this.runner.scan(opts.allmatch ? Request.allmatch : Request.contscan, -1, this.deadlineAt, bytes);
   }
 }

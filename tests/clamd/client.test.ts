@@ -8,6 +8,7 @@ import { ClamdError } from "../../src/errors.ts";
 import { disposeClamd, freeTcpPort, startClamd, type TestClamd } from "../fixtures/clamd.ts";
 import { EICAR } from "../fixtures/signatures.ts";
 import { clean, clientOf, EICAR_FOUND, infected, MARKER2_FOUND, MARKER_FOUND, withFd, writeTestFiles, type TestFiles, type Transport } from "./helpers.ts";
+import { scanByPath } from "../fixtures/multiplexer.ts";
 
 let clamd: TestClamd;
 let files: TestFiles;
@@ -126,29 +127,29 @@ describe("StreamMaxLength", () => {
   }
 });
 
-describe("scanPath() lets clamd open the file", () => {
+describe("a scan by path lets clamd open the file", () => {
   for (const t of TRANSPORTS) {
     test(`detects EICAR and the body marker and passes a clean file over ${t}`, () => {
       const client = clientOf(clamd, t);
-      expect(client.scanPath(files.eicar)).toEqual(infected(EICAR_FOUND));
-      expect(client.scanPath(files.marked)).toEqual(infected(MARKER_FOUND));
-      expect(client.scanPath(files.clean)).toEqual(clean);
-      expect(client.scanPath(files.empty)).toEqual(clean);
+      expect(scanByPath(client, files.eicar)).toEqual(infected(EICAR_FOUND));
+      expect(scanByPath(client, files.marked)).toEqual(infected(MARKER_FOUND));
+      expect(scanByPath(client, files.clean)).toEqual(clean);
+      expect(scanByPath(client, files.empty)).toEqual(clean);
     });
   }
 
   test("reports every signature with allmatch, and only the first without", () => {
     const client = clientOf(clamd, "unix");
-    const all = client.scanPath(files.both, { allmatch: true });
+    const all = scanByPath(client, files.both, { allmatch: true });
     expect(all).toMatchObject({ ok: true, attempts: 1, verdict: { kind: "infected" } });
     // clamd reports matches in the engine's order, not the file's.
     expect(all.ok && all.verdict.kind === "infected" && [...all.verdict.signatures].sort()).toEqual([MARKER2_FOUND, MARKER_FOUND].sort());
-    const first = client.scanPath(files.both);
+    const first = scanByPath(client, files.both);
     expect(first.ok && first.verdict.kind === "infected" && first.verdict.signatures.length).toBe(1);
   });
 
   test("returns clamd's error for a missing file as a verdict, without retrying", () => {
-    const out = clientOf(clamd, "unix", { retries: 2 }).scanPath(join(clamd.dir, "no such file"));
+    const out = scanByPath(clientOf(clamd, "unix", { retries: 2 }), join(clamd.dir, "no such file"));
     expect(out).toEqual({
       ok: true,
       verdict: { kind: "error", message: "File path check failure: No such file or directory. ERROR" },
@@ -160,16 +161,16 @@ describe("scanPath() lets clamd open the file", () => {
     const client = clientOf(clamd, "unix");
     const colon = join(clamd.dir, "x: y FOUND z.txt");
     writeFileSync(colon, EICAR);
-    expect(client.scanPath(colon)).toEqual(infected(EICAR_FOUND));
+    expect(scanByPath(client, colon)).toEqual(infected(EICAR_FOUND));
     const latin = Buffer.concat([Buffer.from(`${clamd.dir}/caf`), Buffer.from([0xe9]), Buffer.from(" clean")]);
     writeFileSync(latin, "clean");
-    expect(client.scanPath(latin)).toEqual(clean);
+    expect(scanByPath(client, latin)).toEqual(clean);
     writeFileSync(latin, EICAR);
-    expect(client.scanPath(latin)).toEqual(infected(EICAR_FOUND));
+    expect(scanByPath(client, latin)).toEqual(infected(EICAR_FOUND));
   });
 
   test("refuses a relative path without contacting clamd", () => {
-    const out = clientOf(clamd, "unix").scanPath("eicar.com");
+    const out = scanByPath(clientOf(clamd, "unix"), "eicar.com");
     expect(out).toMatchObject({ ok: false, attempts: 0 });
     if (!out.ok) expect(out.error.message).toBe('Cannot scan "eicar.com" by path: it is not absolute (clamd would resolve it against its own working directory)');
   });
@@ -177,10 +178,10 @@ describe("scanPath() lets clamd open the file", () => {
   test("a path of the longest length clamd's command buffer takes still gets clamd's answer", () => {
     const client = clientOf(clamd, "unix");
     const longest = `/${"a/".repeat(2045)}b`; // 4092 bytes: "zCONTSCAN " + path + NUL = 4103 ≤ 4104
-    const out = client.scanPath(longest);
+    const out = scanByPath(client, longest);
     expect(out).toMatchObject({ ok: true, verdict: { kind: "error" } });
-    expect(client.scanPath(`${longest}c`)).toMatchObject({ ok: true, verdict: { kind: "error" } });
-    const tooLong = client.scanPath(`${longest}cd`);
+    expect(scanByPath(client, `${longest}c`)).toMatchObject({ ok: true, verdict: { kind: "error" } });
+    const tooLong = scanByPath(client, `${longest}cd`);
     expect(tooLong).toMatchObject({ ok: false, attempts: 0 });
     if (!tooLong.ok) expect(tooLong.error.kind).toBe("refused");
   });
@@ -200,7 +201,7 @@ describe("a file named with a newline and bytes that are not UTF-8", () => {
   });
 
   test("is refused by path mode with a clear message, before contacting clamd", () => {
-    const out = clientOf(clamd, "unix").scanPath(weird);
+    const out = scanByPath(clientOf(clamd, "unix"), weird);
     expect(out.ok).toBe(false);
     if (out.ok) return;
     expect(out.attempts).toBe(0);
@@ -240,7 +241,7 @@ describe("when clamd cannot be reached", () => {
   test("a closed TCP port is a connect error", async () => {
     const port = await freeTcpPort();
     const client = new ClamdClient({ endpoint: { kind: "tcp", host: "127.0.0.1", port }, timeoutMs: 1000, retries: 1, streamMaxLength: 1 << 20 });
-    const out = client.scanPath(files.eicar);
+    const out = scanByPath(client, files.eicar);
     expect(out).toMatchObject({ ok: false, attempts: 2 });
     if (!out.ok) expect(out.error.message).toBe(`Cannot connect to clamd at tcp://127.0.0.1:${port}: ECONNREFUSED (connection refused)`);
   });

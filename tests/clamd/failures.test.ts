@@ -14,6 +14,7 @@ import { ClamdError } from "../../src/errors.ts";
 import { EICAR } from "../fixtures/signatures.ts";
 import type { FakePeerReady, PeerMode } from "./fake-peer.ts";
 import { withFd } from "./helpers.ts";
+import { scanByPath } from "../fixtures/multiplexer.ts";
 
 const TIMEOUT = 300;
 // Generous: the bound must hold, not be fast; a client without one would hang until the test's own timeout.
@@ -104,7 +105,7 @@ describe("a peer that accepts and never answers", () => {
     const l = silentListener(path);
     try {
       const c = client({ kind: "unix", path }, 1);
-      const outs = [withFd(eicar, (fd) => c.scanFd(fd)), withFd(eicar, (fd) => c.scanStream(fd)), c.scanPath(eicar)];
+      const outs = [withFd(eicar, (fd) => c.scanFd(fd)), withFd(eicar, (fd) => c.scanStream(fd)), scanByPath(c, eicar)];
       for (const out of outs) {
         expect(out).toMatchObject({ ok: false, attempts: 2 });
         if (!out.ok) expect(out.error.message).toBe(`Timed out after ${TIMEOUT} ms waiting for a reply from clamd at unix:${path}`);
@@ -153,7 +154,7 @@ describe("a listener whose backlog is full", () => {
     const c = client({ kind: "unix", path });
     try {
       expect(() => c.ping()).toThrow(new ClamdError("timeout", `Timed out after ${TIMEOUT} ms connecting to clamd at unix:${path}`));
-      const { value: out, ms } = timed(() => c.scanPath(eicar));
+      const { value: out, ms } = timed(() => scanByPath(c, eicar));
       expect(out).toMatchObject({ ok: false, attempts: 1 });
       if (!out.ok) expect(out.error.kind).toBe("timeout");
       expect(ms).toBeLessThan(TIMEOUT + MARGIN);
@@ -249,7 +250,7 @@ describe("a peer that misbehaves", () => {
   });
 
   test("an answer that is not clamd's is a protocol error, never clean", () => {
-    const out = tcp("garbage").scanPath(eicar);
+    const out = scanByPath(tcp("garbage"), eicar);
     expect(out).toMatchObject({ ok: false, attempts: 1 });
     if (!out.ok) {
       expect(out.error.kind).toBe("protocol");

@@ -8,6 +8,7 @@ import { ClamdClient } from "../../src/clamd/client.ts";
 import { loadConfig } from "../../src/config/load.ts";
 import { EICAR_TEXT, renderTrialClamdConf, TRIAL_SIGNATURE } from "../../src/setup/trial.ts";
 import { run, SETUP_ENTRY, snapshot, tempDir } from "./helpers.ts";
+import { scanByPath } from "../fixtures/multiplexer.ts";
 
 let cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -80,10 +81,10 @@ describe("onacc setup --trial", () => {
     const client = new ClamdClient({ endpoint: { kind: "unix", path: p.socket }, timeoutMs: 5000, retries: 0, streamMaxLength: 1 << 20 });
     const eicar = join(p.root, "eicar.txt");
     writeFileSync(eicar, EICAR_TEXT, "latin1");
-    expect(client.scanPath(eicar)).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [`${TRIAL_SIGNATURE}.UNOFFICIAL`] } });
+    expect(scanByPath(client, eicar)).toMatchObject({ ok: true, verdict: { kind: "infected", signatures: [`${TRIAL_SIGNATURE}.UNOFFICIAL`] } });
     const clean = join(p.root, "clean.txt");
     writeFileSync(clean, "just text\n");
-    expect(client.scanPath(clean)).toMatchObject({ ok: true, verdict: { kind: "clean" } });
+    expect(scanByPath(client, clean)).toMatchObject({ ok: true, verdict: { kind: "clean" } });
 
     const pid = readFileSync(join(p.root, "run/trial-clamd.pid"), "utf8");
     const before = snapshot(p.root);
