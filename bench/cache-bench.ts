@@ -3,13 +3,14 @@
 // One run, one private clamd, one test-mounted tmpfs, three setups side by side: no agent, onacc
 // (dist/onacc), and clamonacc (Debian's /usr/sbin/clamonacc) when installed, with the same config.
 // Prints a table and writes JSON (default .bench-out/cache-bench.json).
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// bench/all.ts reuses pass(), concurrent(), makeFiles() and pct() from here.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { disposeClamd, startClamd, type TestClamd } from "../tests/fixtures/clamd.ts";
+import { disposeClamd, startClamd } from "../tests/fixtures/clamd.ts";
 import { EICAR } from "../tests/fixtures/signatures.ts";
 import { mountTmpfs } from "../tests/fixtures/tmpfs.ts";
+import { type Agent, CLAMONACC, cpuSeconds, procStatusMiB, ROOT, startClamonacc, startOnacc } from "./agents.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1]! : fallback;
@@ -46,28 +47,33 @@ function writeList(files: string[]): string {
 }
 
 /** Opens and reads each file once, in a child process; per-open latencies in ms (empty when it hung). */
-async function pass(files: string[]): Promise<number[]> {
+export async function pass(files: string[]): Promise<number[]> {
+  return (await passDetailed(files)).ms;
+}
+
+/** pass(), with each open's error code ("" when it opened; "EPERM" when the agent denied it). */
+export async function passDetailed(files: string[], timeoutMs = PASS_TIMEOUT_MS): Promise<{ ms: number[]; errors: string[] }> {
   const list = writeList(files);
   try {
-    const p = Bun.spawn(["bun", join(ROOT, "bench/read-files.ts"), list], { stdout: "pipe", stderr: "inherit" });
-    const timer = setTimeout(() => p.kill("SIGKILL"), PASS_TIMEOUT_MS);
+    const p = Bun.spawn(["bun", join(ROOT, "bench/read-files.ts"), list, "--errors"], { stdout: "pipe", stderr: "inherit" });
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
     const out = await new Response(p.stdout).text();
     clearTimeout(timer);
     await p.exited;
-    return out ? (JSON.parse(out) as number[]) : [];
+    return out ? (JSON.parse(out) as { ms: number[]; errors: string[] }) : { ms: [], errors: [] };
   } finally {
     rmSync(list, { force: true });
   }
 }
 
 // Hint: the first open of a pass also pays the child's start-up; it is one sample of thousands.
-const pct = (xs: number[], q: number) => {
+export const pct = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
 };
 
 /** READERS child processes, each reading its share of `files`; opens per second overall (NaN if hung). */
-async function concurrent(files: string[]): Promise<number> {
+export async function concurrent(files: string[]): Promise<number> {
   const shares = Array.from({ length: READERS }, (_, i) => files.filter((_, j) => j % READERS === i));
   const t0 = performance.now();
   const results = await Promise.all(shares.map((share) => pass(share)));
@@ -76,74 +82,16 @@ async function concurrent(files: string[]): Promise<number> {
   return files.length / ((performance.now() - t0) / 1000);
 }
 
-function procStatus(pid: number, field: string): number | undefined {
-  try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-function cpuSeconds(pid: number): number | undefined {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks (USER_HZ = 100)
-  } catch {
-    return undefined;
-  }
-}
-
-interface Agent {
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function startOnacc(clamd: TestClamd, conf: string, dir: string): Promise<Agent> {
-  const bin = join(ROOT, "dist/onacc");
-  if (!existsSync(bin)) throw new Error("dist/onacc missing: run `bun run build` first");
-  writeFileSync(conf, `LocalSocket ${clamd.socket}\nUser clamav\nOnAccessIncludePath ${dir}\nOnAccessPrevention yes\nOnAccessExcludeUname clamav\n`);
-  return await startProcess([bin, "--foreground", "--verbose", `--config-file=${conf}`], /protecting/);
-}
-
-async function startClamonacc(clamd: TestClamd, conf: string, dir: string): Promise<Agent> {
-  writeFileSync(conf, `LocalSocket ${clamd.socket}\nOnAccessIncludePath ${dir}\nOnAccessPrevention yes\nOnAccessExcludeUname clamav\n`);
-  const a = await startProcess(["/usr/sbin/clamonacc", "--foreground", "--verbose", "--fdpass", `--config-file=${conf}`], /waiting to consume events/);
-  await Bun.sleep(1000); // its inotify thread places the fanotify marks after this line
-  return a;
-}
-
-async function startProcess(cmd: string[], ready: RegExp): Promise<Agent> {
-  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe" });
-  let out = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) out += new TextDecoder().decode(c);
-  };
-  void pump(p.stdout);
-  void pump(p.stderr);
-  const deadline = Date.now() + 30000;
-  while (!ready.test(out)) {
-    if (p.exitCode !== null || Date.now() > deadline) {
-      p.kill("SIGKILL");
-      throw new Error(`${cmd[0]} did not start:\n${out}`);
-    }
-    await Bun.sleep(20);
-  }
-  return {
-    pid: p.pid,
-    async stop() {
-      p.kill("SIGTERM");
-      if (!(await Promise.race([p.exited.then(() => true), Bun.sleep(5000).then(() => false)]))) p.kill("SIGKILL");
-      await p.exited;
-    },
-  };
-}
-
-function makeFiles(dir: string, count: number, size: number, tag: string): string[] {
+/**
+ * `count` files of `size` bytes named `${tag}-${i}.bin`. `salt` goes into every body: clamd's own cache
+ * knows a content it scanned before, so each setup gets bodies no earlier setup had.
+ */
+export function makeFiles(dir: string, count: number, size: number, tag: string, salt = ""): string[] {
   mkdirSync(dir, { recursive: true });
   const files: string[] = [];
   for (let i = 0; i < count; i++) {
     const p = join(dir, `${tag}-${i}.bin`);
-    const body = Buffer.alloc(size, `${tag} file ${i} `);
+    const body = Buffer.alloc(size, `${salt}${tag} file ${i} `);
     writeFileSync(p, body);
     files.push(p);
   }
@@ -152,17 +100,17 @@ function makeFiles(dir: string, count: number, size: number, tag: string): strin
 
 async function measure(setup: string, root: string, start?: (dir: string) => Promise<Agent>): Promise<Figures> {
   const dir = join(root, setup);
-  const small = makeFiles(join(dir, "small"), SMALL, 4096, "s");
-  const smallConc = makeFiles(join(dir, "small-conc"), SMALL, 4096, "c");
-  const large = makeFiles(join(dir, "large"), LARGE, 1 << 20, "l");
-  const largeConc = makeFiles(join(dir, "large-conc"), LARGE, 1 << 20, "m");
+  const small = makeFiles(join(dir, "small"), SMALL, 4096, "s", setup);
+  const smallConc = makeFiles(join(dir, "small-conc"), SMALL, 4096, "c", setup);
+  const large = makeFiles(join(dir, "large"), LARGE, 1 << 20, "l", setup);
+  const largeConc = makeFiles(join(dir, "large-conc"), LARGE, 1 << 20, "m", setup);
   const eicar = join(dir, "eicar.com");
   writeFileSync(eicar, EICAR);
 
   const agent = start ? await start(dir) : undefined;
   try {
     await Bun.sleep(1000);
-    const idle = agent ? procStatus(agent.pid, "VmRSS") : undefined;
+    const idle = agent ? procStatusMiB(agent.pid, "VmRSS") : undefined;
     const cpu0 = agent ? cpuSeconds(agent.pid) : undefined;
     const first = await pass(small);
     const second = await pass(small);
@@ -190,7 +138,7 @@ async function measure(setup: string, root: string, start?: (dir: string) => Pro
       denyMs,
       denied,
       idleRssMiB: idle,
-      peakRssMiB: agent ? procStatus(agent.pid, "VmHWM") : undefined,
+      peakRssMiB: agent ? procStatusMiB(agent.pid, "VmHWM") : undefined,
       cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : undefined,
     };
   } finally {
@@ -207,9 +155,9 @@ async function main() {
   const results: Figures[] = [];
   try {
     results.push(await measure("none", mount.path));
-    results.push(await measure("onacc", mount.path, (dir) => startOnacc(clamd, join(clamd.dir, "onacc.conf"), dir)));
-    if (existsSync("/usr/sbin/clamonacc")) {
-      results.push(await measure("clamonacc", mount.path, (dir) => startClamonacc(clamd, join(clamd.dir, "clamonacc.conf"), dir)));
+    results.push(await measure("onacc", mount.path, (dir) => startOnacc({ clamd, work: clamd.dir, include: [dir] })));
+    if (existsSync(CLAMONACC)) {
+      results.push(await measure("clamonacc", mount.path, (dir) => startClamonacc({ clamd, work: clamd.dir, include: [dir] })));
     }
   } finally {
     mount.unmount();
@@ -252,4 +200,4 @@ async function main() {
   console.log(`\nJSON: ${JSON_OUT}`);
 }
 
-await main();
+if (import.meta.main) await main();

@@ -5,8 +5,10 @@
 // named placeMarks), the directory watchers (fanotify FID events vs inotify), both together, both in one
 // walk, onacc end to end (dist/onacc) and clamonacc (/usr/sbin/clamonacc) with the same config. Prints a table, writes JSON (.bench-out/ddd.json).
 // Notification-class groups only (FAN_OPEN, OnAccessPrevention no): nothing here can block an open.
+// bench/all.ts reuses buildTree() and startupAgents() for its 100k-directories rows.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { TestClamd } from "../tests/fixtures/clamd.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const arg = (name: string, fallback: string) => {
@@ -237,7 +239,7 @@ async function runChild(variant: string, root: string): Promise<void> {
 // Parent: trees, children, agents, table.
 
 /** N directories in 3 levels: f, f², and the rest spread as leaves. */
-function buildTree(root: string, n: number): number {
+export function buildTree(root: string, n: number): number {
   const f = Math.max(1, Math.floor(Math.cbrt(n)));
   let made = 0;
   const level2: string[] = [];
@@ -273,7 +275,7 @@ async function runChildProcess(variant: string, root: string, timeoutMs: number)
   }
 }
 
-interface AgentResult {
+export interface AgentResult {
   variant: string;
   dirs: number;
   ms?: number;
@@ -324,6 +326,47 @@ async function timeAgent(variant: string, dirs: number, cmd: string[], logFile: 
   }
 }
 
+/**
+ * "start → protection active everywhere" of onacc (dist/onacc) and clamonacc 1.4.6 on `tree` (`dirs`
+ * directories), one after the other, each with the same config; used by main() and bench/all.ts.
+ */
+export async function startupAgents(tree: string, dirs: number, clamd: TestClamd, work: string, timeoutMs: number, tag: string): Promise<AgentResult[]> {
+  const onacc = join(ROOT, "dist/onacc");
+  const clamonacc = "/usr/sbin/clamonacc";
+  const agentResults: AgentResult[] = [];
+  const config = (extra: string[]) => {
+    const file = join(work, `conf-${tag}-${agentResults.length}`);
+    writeFileSync(file, [`LocalSocket ${clamd.socket}`, `OnAccessIncludePath ${tree}`, "OnAccessPrevention no", "OnAccessExcludeUname clamav", ...extra, ""].join("\n"));
+    return file;
+  };
+  if (existsSync(onacc)) {
+    const conf = config(["User clamav"]);
+    const log = join(work, `onacc-${tag}.log`);
+    // A private control socket: the default one may belong to another agent on this host.
+    const r = await timeAgent("onacc (dist/onacc)", dirs, [onacc, "--foreground", "--verbose", `--config-file=${conf}`, `--log=${log}`, `--status-socket=${conf}.sock`], log, /protecting \d+ path/, timeoutMs);
+    console.error(`  onacc: ${JSON.stringify(r)}`);
+    agentResults.push(r);
+  }
+  if (existsSync(clamonacc)) {
+    // clamonacc logs "watching '…' (and all sub-directories)" before it places the watches; with
+    // OnAccessExtraScanning its next line comes after the last watch and mark are placed.
+    const conf = config(["OnAccessExtraScanning yes"]);
+    const log = join(work, `clamonacc-${tag}.log`);
+    const r = await timeAgent(
+      "clamonacc 1.4.6",
+      dirs,
+      [clamonacc, "--foreground", "--verbose", `--config-file=${conf}`, `--log=${log}`],
+      log,
+      /ClamInotif: extra scanning on inotify events enabled/,
+      timeoutMs,
+      "ready = its 'extra scanning ... enabled' line, logged after onas_ddd_watch() returns",
+    );
+    console.error(`  clamonacc: ${JSON.stringify(r)}`);
+    agentResults.push(r);
+  }
+  return agentResults;
+}
+
 async function main(): Promise<void> {
   const sizes = arg("sizes", "1000,10000,100000").split(",").map(Number);
   const timeoutMs = Number(arg("timeout-ms", "120000"));
@@ -350,38 +393,7 @@ async function main(): Promise<void> {
         console.error(`  ${v}: ${JSON.stringify(r)}`);
         children.push(r);
       }
-      const agentResults: AgentResult[] = [];
-      if (clamd) {
-        const config = (extra: string[]) => {
-          const file = join(work, `conf-${size}-${agentResults.length}`);
-          writeFileSync(file, [`LocalSocket ${clamd!.socket}`, `OnAccessIncludePath ${tree}`, "OnAccessPrevention no", "OnAccessExcludeUname clamav", ...extra, ""].join("\n"));
-          return file;
-        };
-        if (existsSync(onacc)) {
-          const conf = config(["User clamav"]);
-          const log = join(work, `onacc-${size}.log`);
-          const r = await timeAgent("onacc (dist/onacc)", dirs, [onacc, "--foreground", "--verbose", `--config-file=${conf}`, `--log=${log}`], log, /protecting \d+ path/, timeoutMs);
-          console.error(`  onacc: ${JSON.stringify(r)}`);
-          agentResults.push(r);
-        }
-        if (existsSync(clamonacc)) {
-          // clamonacc logs "watching '…' (and all sub-directories)" before it places the watches; with
-          // OnAccessExtraScanning its next line comes after the last watch and mark are placed.
-          const conf = config(["OnAccessExtraScanning yes"]);
-          const log = join(work, `clamonacc-${size}.log`);
-          const r = await timeAgent(
-            "clamonacc 1.4.6",
-            dirs,
-            [clamonacc, "--foreground", "--verbose", `--config-file=${conf}`, `--log=${log}`],
-            log,
-            /ClamInotif: extra scanning on inotify events enabled/,
-            timeoutMs,
-            "ready = its 'extra scanning ... enabled' line, logged after onas_ddd_watch() returns",
-          );
-          console.error(`  clamonacc: ${JSON.stringify(r)}`);
-          agentResults.push(r);
-        }
-      }
+      const agentResults = clamd ? await startupAgents(tree, dirs, clamd, work, timeoutMs, `${size}`) : [];
       results.push({ size, children, agents: agentResults });
       rmSync(tree, { recursive: true, force: true });
     }
@@ -443,4 +455,4 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === "--child") await runChild(process.argv[3]!, process.argv[4]!);
-else await main();
+else if (import.meta.main) await main();

@@ -1,111 +1,179 @@
 // The load test (run by hand, as root; bounded in time and count):
-//   bun bench/load-test.ts [--seconds 60] [--readers 4] [--files 5000]
+//   bun bench/load-test.ts [--seconds 60] [--readers 4] [--files 5000] [--agent onacc|clamonacc]
 // Several reader processes open random files for a minute while one writer keeps changing some of them
-// (so they are scanned again) and the status counters are read every second. Prints opens/s, latency,
-// the agent's RSS and descriptor count over the run, and checks them against stated bounds.
-import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+// (so they are scanned again) and, for onacc, the status counters are read every second. Prints opens/s,
+// latency, the agent's RSS and descriptor count over the run, and checks them against stated bounds.
+// bench/all.ts runs runLoad() for its "peak RSS in the load test" row.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { disposeClamd, startClamd } from "../tests/fixtures/clamd.ts";
+import { disposeClamd, startClamd, type TestClamd } from "../tests/fixtures/clamd.ts";
 import { EICAR } from "../tests/fixtures/signatures.ts";
 import { mountTmpfs } from "../tests/fixtures/tmpfs.ts";
+import { onInterrupt } from "./cleanup.ts";
+import { type Agent, onaccStatus, openFds, procStatusMiB, ROOT, startClamonacc, startOnacc } from "./agents.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const SECONDS = arg("seconds", 60);
-const READERS = arg("readers", 4);
-const FILES = arg("files", 5000);
 const MAX_OPENS_PER_READER = 2_000_000;
 // Bounds, after a 10 s warm-up: the agent's RSS may grow by at most this much, its fds not at all (±16).
 const RSS_GROWTH_BOUND_MIB = 16;
 const FD_GROWTH_BOUND = 16;
 
-const kb = (pid: number, field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN);
-const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+export interface LoadOptions {
+  agent: "onacc" | "clamonacc";
+  seconds: number;
+  readers: number;
+  files: number;
+  /** A clamd to use (all.ts shares one); else the test starts its own. */
+  clamd?: TestClamd;
+}
 
-async function main() {
-  if (process.getuid?.() !== 0) throw new Error("run as root");
-  const clamd = await startClamd();
+export interface LoadResult {
+  agent: string;
+  seconds: number;
+  readers: number;
+  files: number;
+  opens: number;
+  elapsedS: number;
+  denied: number;
+  writes: number;
+  statusReads: number;
+  statusFailures: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  samples: { t: number; rssMiB: number; fds: number }[];
+  peakRssMiB: number;
+  /** onacc only. */
+  scans?: number;
+  cacheHits?: number;
+  scanP50Ms?: number | null;
+  scanP99Ms?: number | null;
+  rssGrowthMiB: number;
+  fdGrowth: number;
+  withinBounds: boolean;
+  /** A reader or the writer still waited on an open long after the end: it was killed. */
+  hung: boolean;
+}
+
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const clamd = o.clamd ?? (await startClamd());
   const mount = mountTmpfs("/tmp/onacc-load-", "1g");
-  let agent: ReturnType<typeof Bun.spawn> | undefined;
+  const work = mkdtempSync("/tmp/onacc-load-work-");
+  const untrack = onInterrupt(() => {
+    mount.unmount();
+    rmSync(work, { recursive: true, force: true });
+  });
+  let agent: Agent | undefined;
+  const readers: ReturnType<typeof Bun.spawn>[] = [];
   try {
     const dir = join(mount.path, "data");
     const files: string[] = [];
     for (let d = 0; d < 50; d++) mkdirSync(join(dir, `d${d}`), { recursive: true });
-    for (let i = 0; i < FILES; i++) {
+    for (let i = 0; i < o.files; i++) {
       const p = join(dir, `d${i % 50}`, `f${i}`);
-      writeFileSync(p, i % 100 === 0 ? EICAR : Buffer.alloc(4096, `file ${i} `));
+      writeFileSync(p, i % 100 === 0 ? EICAR : Buffer.alloc(4096, `${o.agent} file ${i} `));
       files.push(p);
     }
-    const list = join(mount.path, "list.txt");
+    const list = join(work, "list.txt");
     writeFileSync(list, files.join("\n"));
-    const conf = join(mount.path, "onacc.conf");
-    const statusSocket = join(mount.path, "status.sock");
-    writeFileSync(conf, `LocalSocket ${clamd.socket}\nUser clamav\nOnAccessIncludePath ${dir}\nOnAccessPrevention yes\n`);
-    agent = Bun.spawn([join(ROOT, "dist/onacc"), "--foreground", `--config-file=${conf}`, `--status-socket=${statusSocket}`], { stdout: "pipe", stderr: "inherit" });
-    let out = "";
-    void (async () => {
-      for await (const c of agent!.stdout as ReadableStream<Uint8Array>) out += new TextDecoder().decode(c);
-    })();
-    for (let i = 0; i < 400 && !/protecting/.test(out); i++) await Bun.sleep(25);
+    agent = o.agent === "onacc" ? await startOnacc({ clamd, work, include: [dir] }) : await startClamonacc({ clamd, work, include: [dir] });
     const pid = agent.pid;
 
-    const samples: { t: number; rssMiB: number; fds: number }[] = [];
-    const sample = () => samples.push({ t: (Date.now() - t0) / 1000, rssMiB: kb(pid, "VmRSS") / 1024, fds: fds(pid) });
+    const samples: LoadResult["samples"] = [];
     const t0 = Date.now();
+    const sample = () => samples.push({ t: (Date.now() - t0) / 1000, rssMiB: procStatusMiB(pid, "VmRSS") ?? NaN, fds: openFds(pid) });
     sample();
-    const readers = Array.from({ length: READERS }, (_, i) =>
-      Bun.spawn(["bun", join(ROOT, "bench/load-reader.ts"), list, String(SECONDS * 1000), String(MAX_OPENS_PER_READER), String(i + 1)], { stdout: "pipe" }),
-    );
-    const results = readers.map((r) => new Response(r.stdout).text());
+    for (let i = 0; i < o.readers; i++) {
+      readers.push(Bun.spawn(["bun", join(ROOT, "bench/load-reader.ts"), list, String(o.seconds * 1000), String(MAX_OPENS_PER_READER), String(i + 1)], { stdout: "pipe" }));
+    }
+    const writer = Bun.spawn(["bun", join(ROOT, "bench/load-writer.ts"), list, String(o.seconds * 1000)], { stdout: "pipe" });
+    readers.push(writer);
+    const results = readers.map((r) => new Response(r.stdout as ReadableStream).text());
+    // The readers and the writer stop by themselves after o.seconds; this bound only matters when an open
+    // hangs (clamonacc can deadlock when all its threads wait on clamd): then they are killed.
+    let hung = false;
+    const killer = setTimeout(() => {
+      hung = true;
+      readers.forEach((r) => r.kill("SIGKILL"));
+    }, (o.seconds + 30) * 1000);
     let statusReads = 0;
     let statusFailures = 0;
-    let writes = 0;
-    while (readers.some((r) => r.exitCode === null)) {
+    while (readers.some((r) => r.exitCode === null && r.signalCode === null)) {
       await Bun.sleep(1000);
-      // The writer: 50 files change each second, so they are scanned again on their next open.
-      for (let k = 0; k < 50; k++) {
-        const i = 1 + Math.floor(Math.random() * (FILES - 1));
-        if (i % 100 !== 0) {
-          appendFileSync(files[i]!, "x");
-          writes++;
-        }
+      if (agent.kind === "onacc") {
+        if (await onaccStatus(agent)) statusReads++;
+        else statusFailures++;
       }
-      const s = Bun.spawnSync([join(ROOT, "dist/onacc"), "status", "--json", `--status-socket=${statusSocket}`], { stdout: "pipe", timeout: 5000 });
-      if (s.exitCode === 0) statusReads++;
-      else statusFailures++;
       if ((Date.now() - t0) % 5000 < 1000) sample();
     }
+    clearTimeout(killer);
     sample();
-    const parsed = (await Promise.all(results)).map((r) => JSON.parse(r) as { opens: number; denied: number; latencies: number[] });
-    const elapsed = (Date.now() - t0) / 1000;
+    const outputs = await Promise.all(results);
+    const writes = Number(outputs.pop() || NaN);
+    const parsed = outputs.map((r) => (r ? (JSON.parse(r) as { opens: number; denied: number; latencies: number[] }) : { opens: 0, denied: 0, latencies: [] }));
+    const elapsedS = (Date.now() - t0) / 1000;
     const all = parsed.flatMap((p) => p.latencies).sort((a, b) => a - b);
-    const pct = (q: number) => all[Math.min(all.length - 1, Math.floor(q * all.length))]!;
-    const opens = parsed.reduce((n, p) => n + p.opens, 0);
-    const status = JSON.parse(Bun.spawnSync([join(ROOT, "dist/onacc"), "status", "--json", `--status-socket=${statusSocket}`], { stdout: "pipe" }).stdout.toString());
-
+    const pct = (q: number) => all[Math.min(all.length - 1, Math.floor(q * all.length))] ?? NaN;
+    const status = await onaccStatus(agent);
     const warm = samples.filter((s) => s.t >= 10);
     const base = warm[0] ?? samples[0]!;
     const last = samples[samples.length - 1]!;
-    const rssGrowth = last.rssMiB - base.rssMiB;
+    const rssGrowthMiB = last.rssMiB - base.rssMiB;
     const fdGrowth = last.fds - samples[0]!.fds;
-    console.log(`load: ${READERS} readers × ${SECONDS} s over ${FILES} files (1% EICAR), ${writes} writes, status read ${statusReads}× (${statusFailures} failed)`);
-    console.log(`  opens: ${opens} in ${elapsed.toFixed(1)} s = ${(opens / elapsed).toFixed(0)}/s; denied ${parsed.reduce((n, p) => n + p.denied, 0)}`);
-    console.log(`  open latency: p50 ${pct(0.5).toFixed(3)} ms, p99 ${pct(0.99).toFixed(3)} ms, max ${all[all.length - 1]!.toFixed(1)} ms`);
-    console.log(`  agent: scans ${status.scans.total}, cache hits ${status.cache.hits}, scan p50 ${status.latency.p50Ms} ms, p99 ${status.latency.p99Ms} ms`);
-    console.log(`  agent RSS MiB: ${samples.map((s) => s.rssMiB.toFixed(1)).join(" → ")} (peak ${(kb(pid, "VmHWM") / 1024).toFixed(1)})`);
-    console.log(`  agent fds: ${samples.map((s) => s.fds).join(" → ")}`);
-    console.log(`  bounds: RSS growth after warm-up ${rssGrowth.toFixed(1)} MiB (≤ ${RSS_GROWTH_BOUND_MIB}): ${rssGrowth <= RSS_GROWTH_BOUND_MIB ? "ok" : "EXCEEDED"}; fd growth ${fdGrowth} (≤ ${FD_GROWTH_BOUND}): ${fdGrowth <= FD_GROWTH_BOUND ? "ok" : "EXCEEDED"}`);
+    return {
+      agent: agent.kind,
+      seconds: o.seconds,
+      readers: o.readers,
+      files: o.files,
+      opens: parsed.reduce((n, p) => n + p.opens, 0),
+      elapsedS,
+      denied: parsed.reduce((n, p) => n + p.denied, 0),
+      writes,
+      statusReads,
+      statusFailures,
+      p50Ms: pct(0.5),
+      p99Ms: pct(0.99),
+      maxMs: all[all.length - 1] ?? NaN,
+      samples,
+      peakRssMiB: procStatusMiB(pid, "VmHWM") ?? NaN,
+      scans: status?.scans.total,
+      cacheHits: status?.cache.hits,
+      scanP50Ms: status?.latency.p50Ms,
+      scanP99Ms: status?.latency.p99Ms,
+      rssGrowthMiB,
+      fdGrowth,
+      withinBounds: rssGrowthMiB <= RSS_GROWTH_BOUND_MIB && fdGrowth <= FD_GROWTH_BOUND,
+      hung,
+    };
   } finally {
-    if (agent) {
-      agent.kill("SIGTERM");
-      await agent.exited;
-    }
+    for (const r of readers) if (r.exitCode === null) r.kill("SIGKILL");
+    await agent?.stop();
+    untrack();
     mount.unmount();
-    await disposeClamd(clamd);
+    rmSync(work, { recursive: true, force: true });
+    if (!o.clamd) await disposeClamd(clamd);
   }
 }
 
-await main();
+export function printLoad(r: LoadResult): void {
+  console.log(`load: ${r.agent}, ${r.readers} readers × ${r.seconds} s over ${r.files} files (1% EICAR), ${r.writes} writes${r.agent === "onacc" ? `, status read ${r.statusReads}× (${r.statusFailures} failed)` : ""}`);
+  if (r.hung) console.log("  HUNG: a reader or the writer still waited on an open 30 s after the end and was killed");
+  console.log(`  opens: ${r.opens} in ${r.elapsedS.toFixed(1)} s = ${(r.opens / r.elapsedS).toFixed(0)}/s; denied ${r.denied}`);
+  console.log(`  open latency: p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, max ${r.maxMs.toFixed(1)} ms`);
+  if (r.scans !== undefined) console.log(`  agent: scans ${r.scans}, cache hits ${r.cacheHits}, scan p50 ${r.scanP50Ms} ms, p99 ${r.scanP99Ms} ms`);
+  console.log(`  agent RSS MiB: ${r.samples.map((s) => s.rssMiB.toFixed(1)).join(" → ")} (peak ${r.peakRssMiB.toFixed(1)})`);
+  console.log(`  agent fds: ${r.samples.map((s) => s.fds).join(" → ")}`);
+  console.log(
+    `  bounds: RSS growth after warm-up ${r.rssGrowthMiB.toFixed(1)} MiB (≤ ${RSS_GROWTH_BOUND_MIB}): ${r.rssGrowthMiB <= RSS_GROWTH_BOUND_MIB ? "ok" : "EXCEEDED"}; fd growth ${r.fdGrowth} (≤ ${FD_GROWTH_BOUND}): ${r.fdGrowth <= FD_GROWTH_BOUND ? "ok" : "EXCEEDED"}`,
+  );
+}
+
+if (import.meta.main) {
+  if (process.getuid?.() !== 0) throw new Error("run as root");
+  const arg = (name: string, fallback: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1]! : fallback;
+  };
+  const agent = arg("agent", "onacc");
+  if (agent !== "onacc" && agent !== "clamonacc") throw new Error(`load-test: --agent ${JSON.stringify(agent)}: onacc or clamonacc`);
+  printLoad(await runLoad({ agent, seconds: Number(arg("seconds", "60")), readers: Number(arg("readers", "4")), files: Number(arg("files", "5000")) }));
+}
