@@ -108,6 +108,20 @@ const F_UNLCK = 2;
  * lease is held for two syscalls only; a writer opening in between gets it broken at once (SIGIO, which
  * the process ignores: see ignoreLeaseBreaks()). Needs CAP_LEASE for files of other owners.
  */
+const ACL_ACCESS = new TextEncoder().encode("system.posix_acl_access\0");
+const ENODATA = 61;
+const EOPNOTSUPP = 95;
+
+/**
+ * True when the file behind `fd` has an access ACL (beyond its mode bits), or when that cannot be told.
+ * With an ACL the group bits of the mode show the ACL's mask: a "group" write bit may mean a named user.
+ */
+export function hasAccessAcl(fd: number): boolean {
+  if (libc.fgetxattr(fd, ACL_ACCESS, null, 0) >= 0) return true;
+  const e = errno();
+  return !(e === ENODATA || e === EOPNOTSUPP);
+}
+
 export class WriterProbe {
   /** errno of the last probe that could not tell (not EAGAIN): EACCES without CAP_LEASE, EINVAL where leases are off. */
   lastErrno = 0;

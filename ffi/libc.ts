@@ -91,6 +91,8 @@ export const LIBC_SYMBOLS = {
   flock: { args: [i32, i32], returns: i32 },
   // fcntl(F_SETLEASE): the probe for writers a cached verdict must not outlive (see fs.ts WriterProbe).
   fcntl: { args: [i32, i32, i64_fast], returns: i32 },
+  // fgetxattr(system.posix_acl_access): does a file carry an access ACL (see fs.ts hasAccessAcl)?
+  fgetxattr: { args: [i32, ptr, ptr, u64_fast], returns: i64_fast },
   // madvise(MADV_PAGEOUT): start-up code pages handed back (see memory.ts).
   madvise: { args: [u64_fast, u64_fast, i32], returns: i32 },
   // signal(SIGIO, SIG_IGN): a lease break signals the lease holder (see process.ts).

@@ -1,6 +1,6 @@
 // When a clean verdict may be remembered, and where. A cached verdict is a skipped scan: it must die with
 // any change to the file, including the changes no event or timestamp shows.
-import type { FdStat, WriterProbe } from "../../ffi/fs.ts";
+import { hasAccessAcl, type FdStat, type WriterProbe } from "../../ffi/fs.ts";
 
 /**
  * Timestamps are only as fine as the file system keeps them. Most keep nanoseconds (a change lands in a
@@ -35,12 +35,15 @@ export function sameVersion(a: FdStat, b: FdStat): boolean {
 
 /**
  * A kernel ignore mark survives writes through a shared mapping (they raise no modify event), so it may
- * only sit on files that nobody but root can open for writing: owned by root, no write bit for group or
- * others (an ACL granting write shows in the group bits). Other files use the userspace cache, which
- * checks for writers on every hit.
+ * only sit on files that nobody but root can open for writing: owned by root, no write bit for others, and
+ * a group write bit only for the root group on a file without an ACL (with an ACL the group bits are its
+ * mask, which may stand for a named user's write permission). Other files use the userspace cache, which
+ * checks for writers on every hit. (`git archive` writes 0664 files: root:root 0664 counts as root's.)
  */
-export function kernelMarkAllowed(st: FdStat): boolean {
-  return st.uid === 0 && (st.mode & 0o022) === 0;
+export function kernelMarkAllowed(st: FdStat, fd: number): boolean {
+  if (st.uid !== 0 || (st.mode & 0o002) !== 0) return false;
+  if ((st.mode & 0o020) === 0) return true;
+  return st.gid === 0 && !hasAccessAcl(fd);
 }
 
 /**

@@ -38,7 +38,7 @@ export class KernelCache {
    * again. A write after the mark clears it. Returns "marked", "undone" or "off" (not allowed here).
    */
   markClean(fd: number, before: FdStat, fstat: Fstat, after: FdStat, probe: WriterProbe): "marked" | "undone" | "off" {
-    if (!this.enabled || !kernelMarkAllowed(before)) return "off";
+    if (!this.enabled || !kernelMarkAllowed(before, fd)) return "off";
     const e = fanotifyMarkErrno(this.group, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_EVICTABLE, this.ignoreMask, fd, null);
     if (e !== 0) {
       // Kernels before 5.19 have no evictable marks; pinning every clean inode in memory is not worth
@@ -48,7 +48,7 @@ export class KernelCache {
     }
     // Checked after the mark is in place: a writer that came before it shows here, one after it must open
     // the file anew, which only root can (kernelMarkAllowed).
-    if (fstat.stat(fd, after) !== 0 || !sameVersion(before, after) || !kernelMarkAllowed(after) || !noWriters(fd, probe)) {
+    if (fstat.stat(fd, after) !== 0 || !sameVersion(before, after) || !kernelMarkAllowed(after, fd) || !noWriters(fd, probe)) {
       this.unmark(fd);
       return "undone";
     }

@@ -134,4 +134,25 @@ describe("writes through a shared mapping", () => {
       }
     });
   });
+
+  test("a root-group-writable file whose ACL lets a user write it gets no clean kernel mark", async () => {
+    await withAgent("mmap-acl", async (dir) => {
+      const file = join(dir, "acl.txt");
+      writeFileSync(file, CLEAN);
+      chmodSync(file, 0o664); // root:root rw-rw-r--: the group bits would be root's alone...
+      const acl = Bun.spawnSync(["setfacl", "-m", `u:${ATTACKER_UID}:rw`, file], { stderr: "pipe" });
+      expect(acl.stderr.toString()).toBe("");
+      expect(acl.exitCode).toBe(0); // ...but with an ACL they are its mask, and a named user may write
+      await Bun.sleep(100);
+      expect(openInChild(file)).toMatchObject({ ok: true });
+      expect(openInChild(file)).toMatchObject({ ok: true });
+      const w = await mapAsAttacker(file);
+      try {
+        await w.put(100, MARKER);
+      } finally {
+        await w.quit();
+      }
+      expect(openInChild(file).error).toBe("EPERM");
+    });
+  });
 });
