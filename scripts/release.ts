@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { ENTRYPOINTS, ROOT } from "./build.ts";
+import { COMPILE_FLAGS, ENTRYPOINTS, ROOT } from "./build.ts";
 
 export interface ReleaseTarget {
   /** What install.sh calls it: onacc-linux-<name>. */
@@ -74,7 +74,7 @@ export function buildRelease(target: ReleaseTarget): string {
   mkdirSync(RELEASE_DIR, { recursive: true });
   const asset = `onacc-linux-${target.name}`;
   const out = join(RELEASE_DIR, asset);
-  const cmd = ["bun", "build", "--compile", "--minify", `--target=${target.bunTarget}`, `--compile-executable-path=${runtime}`, ...ENTRYPOINTS, "--outfile", out];
+  const cmd = ["bun", "build", ...COMPILE_FLAGS, `--target=${target.bunTarget}`, `--compile-executable-path=${runtime}`, ...ENTRYPOINTS, "--outfile", out];
   const r = Bun.spawnSync(cmd, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`bun build for ${target.bunTarget} failed:\n${r.stdout}${r.stderr}`);
   if (elfMachine(out) !== target.elfMachine) throw new Error(`${out} is not an ELF for machine ${target.elfMachine}`);
