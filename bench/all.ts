@@ -427,6 +427,7 @@ function buildRows(o: Options, res: Results): Row[] {
     for (const [label, get, was, target, d] of [
       [`${dirs.toLocaleString("en")} directories: start → protection active (ms)`, (a: AgentResult) => a.ms, "0.47×", 0.3, 0],
       [`${dirs.toLocaleString("en")} directories: RSS when active (MiB)`, (a: AgentResult) => a.rssMiB, "1.77×", 1.1, 1],
+      [`${dirs.toLocaleString("en")} directories: RSS 2 s after active (MiB)`, (a: AgentResult) => a.settledRssMiB, "—", 1.1, 1],
     ] as const) {
       const on = per("onacc", get);
       const co = per("clamonacc", get);

@@ -281,15 +281,19 @@ export interface AgentResult {
   ms?: number;
   rssMiB?: number;
   hwmMiB?: number;
+  /** VmRSS 2 s after ready: start-up's leftovers handed back (onacc pages out start-up code 0.5 s after ready). */
+  settledRssMiB?: number;
   fanotifyMarks?: number;
   inotifyWatches?: number;
   error?: string;
   note?: string;
 }
 
+const SETTLE_MS = 2000;
+
 /**
- * Starts `cmd`, waits for `ready` in its output or log (polled every 2 ms), reads VmRSS and its marks,
- * stops it by PID (SIGTERM, SIGKILL after 5 s).
+ * Starts `cmd`, waits for `ready` in its output or log (polled every 2 ms), reads VmRSS and its marks, then
+ * VmRSS again SETTLE_MS later, stops it by PID (SIGTERM, SIGKILL after 5 s).
  */
 async function timeAgent(variant: string, dirs: number, cmd: string[], logFile: string, ready: RegExp, timeoutMs: number, note?: string): Promise<AgentResult> {
   const t0 = performance.now();
@@ -313,7 +317,9 @@ async function timeAgent(variant: string, dirs: number, cmd: string[], logFile: 
     const rssMiB = statusMiB(proc.pid, "VmRSS");
     const hwmMiB = statusMiB(proc.pid, "VmHWM");
     const k = kernelWatches(proc.pid);
-    return { variant, dirs, ms: Math.round(ms * 10) / 10, rssMiB, hwmMiB, fanotifyMarks: k.fanotify, inotifyWatches: k.inotify, note };
+    await Bun.sleep(SETTLE_MS);
+    const settledRssMiB = statusMiB(proc.pid, "VmRSS");
+    return { variant, dirs, ms: Math.round(ms * 10) / 10, rssMiB, hwmMiB, settledRssMiB, fanotifyMarks: k.fanotify, inotifyWatches: k.inotify, note };
   } finally {
     if (proc.exitCode === null) {
       proc.kill("SIGTERM");

@@ -25,6 +25,7 @@ import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
 import { ProcReader } from "../../ffi/procfs.ts";
 import { PathResolver } from "../../ffi/resolve.ts";
+import { afterStartupBurst, startupBurst } from "./footprint.ts";
 import { BackgroundQueue, LandedFiles, Rewalk } from "./background.ts";
 import { VerdictCache } from "./cache.ts";
 import { noWriters } from "./cache-rules.ts";
@@ -203,6 +204,7 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
 
   // ---- start-up marks ----------------------------------------------------------------------------
 
+  startupBurst();
   const m = s.marks;
   const marks: MarkReport = { mounts: 0, directories: 0, problems: [] };
   markMounts(s.group, m.mask, m.mountPaths, marks);
@@ -235,6 +237,7 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
     marks.directories += r.directories;
     marks.problems.push(...r.problems);
   }
+  afterStartupBurst();
   const ready: ReaderReady = { ...marks, following: folders?.fd !== undefined && folders.fd >= 0 };
   post({ type: "ready", worker: "reader", detail: JSON.stringify(ready) });
 
