@@ -40,7 +40,7 @@ export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
-  samples: { t: number; rssMiB: number; fds: number }[];
+  samples: { t: number; rssMiB: number; anonMiB: number; fds: number }[];
   peakRssMiB: number;
   /** onacc only. */
   scans?: number;
@@ -80,7 +80,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
     const samples: LoadResult["samples"] = [];
     const t0 = Date.now();
-    const sample = () => samples.push({ t: (Date.now() - t0) / 1000, rssMiB: procStatusMiB(pid, "VmRSS") ?? NaN, fds: openFds(pid) });
+    const sample = () => samples.push({ t: (Date.now() - t0) / 1000, rssMiB: procStatusMiB(pid, "VmRSS") ?? NaN, anonMiB: procStatusMiB(pid, "RssAnon") ?? NaN, fds: openFds(pid) });
     sample();
     for (let i = 0; i < o.readers; i++) {
       readers.push(Bun.spawn(["bun", join(ROOT, "bench/load-reader.ts"), list, String(o.seconds * 1000), String(MAX_OPENS_PER_READER), String(i + 1)], { stdout: "pipe" }));
@@ -161,6 +161,7 @@ export function printLoad(r: LoadResult): void {
   console.log(`  open latency: p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms, max ${r.maxMs.toFixed(1)} ms`);
   if (r.scans !== undefined) console.log(`  agent: scans ${r.scans}, cache hits ${r.cacheHits}, scan p50 ${r.scanP50Ms} ms, p99 ${r.scanP99Ms} ms`);
   console.log(`  agent RSS MiB: ${r.samples.map((s) => s.rssMiB.toFixed(1)).join(" → ")} (peak ${r.peakRssMiB.toFixed(1)})`);
+  console.log(`  of which anonymous: ${r.samples.map((s) => s.anonMiB.toFixed(1)).join(" → ")}`);
   console.log(`  agent fds: ${r.samples.map((s) => s.fds).join(" → ")}`);
   console.log(
     `  bounds: RSS growth after warm-up ${r.rssGrowthMiB.toFixed(1)} MiB (≤ ${RSS_GROWTH_BOUND_MIB}): ${r.rssGrowthMiB <= RSS_GROWTH_BOUND_MIB ? "ok" : "EXCEEDED"}; fd growth ${r.fdGrowth} (≤ ${FD_GROWTH_BOUND}): ${r.fdGrowth <= FD_GROWTH_BOUND ? "ok" : "EXCEEDED"}`,

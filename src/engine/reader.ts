@@ -25,7 +25,7 @@ import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
 import { ProcReader } from "../../ffi/procfs.ts";
 import { PathResolver } from "../../ffi/resolve.ts";
-import { afterStartupBurst, startupBurst } from "./footprint.ts";
+import { afterStartupBurst, collectGarbage, GC_EVERY_EVENTS, startupBurst } from "./footprint.ts";
 import { BackgroundQueue, LandedFiles, Rewalk } from "./background.ts";
 import { VerdictCache } from "./cache.ts";
 import { noWriters } from "./cache-rules.ts";
@@ -251,6 +251,7 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
   let rewalk: Rewalk | undefined;
   const now = () => monotonicMs();
 
+  let eventsSinceGc = 0;
   const readEvents = () => {
     for (let reads = 0; reads < READS_PER_ROUND; reads++) {
       const n = libc.read(s.group, buf, READ_BUFFER);
@@ -264,7 +265,11 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
         }
         return false;
       }
-      forEachEvent(view, n, onEvent);
+      eventsSinceGc += forEachEvent(view, n, onEvent);
+      if (eventsSinceGc >= GC_EVERY_EVENTS) {
+        eventsSinceGc = 0;
+        collectGarbage();
+      }
     }
     return true; // more may be waiting
   };
