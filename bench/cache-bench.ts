@@ -1,10 +1,12 @@
 // The performance benchmark (run by hand, as root; not part of the test suite):
-//   bun run bench            or   bun bench/cache-bench.ts [--small 2000] [--large 200] [--json FILE]
+//   bun bench/cache-bench.ts [--small 2000] [--large 200] [--owner UID] [--json FILE]
+// --owner gives the files to that user (mode 0644): onacc then keeps no kernel marks for them (a user may
+// write their own file through a shared mapping unseen), and reopens are answered by its userspace cache.
 // One run, one private clamd, one test-mounted tmpfs, three setups side by side: no agent, onacc
 // (dist/onacc), and clamonacc (Debian's /usr/sbin/clamonacc) when installed, with the same config.
 // Prints a table and writes JSON (default .bench-out/cache-bench.json).
 // bench/all.ts reuses pass(), concurrent(), makeFiles() and pct() from here.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { disposeClamd, startClamd } from "../tests/fixtures/clamd.ts";
 import { EICAR } from "../tests/fixtures/signatures.ts";
@@ -18,6 +20,7 @@ const arg = (name: string, fallback: string) => {
 const SMALL = Number(arg("small", "2000"));
 const LARGE = Number(arg("large", "200"));
 const JSON_OUT = arg("json", join(ROOT, ".bench-out/cache-bench.json"));
+const OWNER = process.argv.includes("--owner") ? Number(arg("owner", "")) : undefined;
 const READERS = 4;
 
 interface Figures {
@@ -106,6 +109,7 @@ async function measure(setup: string, root: string, start?: (dir: string) => Pro
   const largeConc = makeFiles(join(dir, "large-conc"), LARGE, 1 << 20, "m", setup);
   const eicar = join(dir, "eicar.com");
   writeFileSync(eicar, EICAR);
+  if (OWNER !== undefined) for (const f of [...small, ...smallConc, ...large, ...largeConc, eicar]) chownSync(f, OWNER, OWNER);
 
   const agent = start ? await start(dir) : undefined;
   try {
