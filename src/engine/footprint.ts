@@ -46,7 +46,7 @@ export function releaseStartup(): number {
  */
 export const GC_EVERY_EVENTS = 2000;
 
-/** A collection that does not wait for the whole heap to be marked. */
+/** Asks JavaScriptCore for a collection without running it synchronously here (the reader answers opens). */
 export function collectGarbage(): void {
   Bun.gc(false);
 }
