@@ -318,7 +318,12 @@ async function timeAgent(variant: string, dirs: number, cmd: string[], logFile: 
     const hwmMiB = statusMiB(proc.pid, "VmHWM");
     const k = kernelWatches(proc.pid);
     await Bun.sleep(SETTLE_MS);
-    const settledRssMiB = statusMiB(proc.pid, "VmRSS");
+    let settledRssMiB: number | undefined;
+    try {
+      settledRssMiB = statusMiB(proc.pid, "VmRSS");
+    } catch {
+      /* it exited meanwhile: the figures above still count */
+    }
     return { variant, dirs, ms: Math.round(ms * 10) / 10, rssMiB, hwmMiB, settledRssMiB, fanotifyMarks: k.fanotify, inotifyWatches: k.inotify, note };
   } finally {
     if (proc.exitCode === null) {

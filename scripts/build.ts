@@ -1,7 +1,7 @@
 // `bun run build`: one self-contained executable, dist/onacc, with the Worker entry files compiled in.
 // Workers resolve relative to src/main.ts, so every Worker entry is listed as an extra entrypoint.
 import { mkdirSync } from "node:fs";
-import { ENGINE_JIT_POLICY } from "../src/engine/footprint.ts";
+import { ENGINE_JIT_POLICY } from "../src/engine/jit-policy.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const ENTRYPOINTS = ["src/main.ts", "src/workers/reader.ts", "src/workers/scanner.ts"];

@@ -1,13 +1,11 @@
 // What onacc does to stay small once protection is up (measured in bench/; see README "Figures"): every
-// thread runs with a reluctant JIT (the hot paths are syscalls, not JavaScript worth optimising, and every
-// JIT tier touches megabytes of compiler code and allocates code memory: after 20,000 scans the executable's
-// resident code was 22 MiB with a scale of 1000 on the Workers only, 16 MiB with 100,000 on every thread, at
-// the same scan rate), and the main thread hands back the executable pages only start-up needed and collects
-// start-up garbage.
+// thread runs with a reluctant JIT, except the reader during its start-up walk (the hot paths are syscalls,
+// not JavaScript worth optimising, and every JIT tier touches megabytes of compiler code and allocates code
+// memory: after 20,000 scans the executable's resident code was 22 MiB with a scale of 1000 on the Workers
+// only, 16 MiB with 100,000 on every thread, at the same scan rate); the main thread hands back the
+// executable pages only start-up needed, and the engine's threads collect their garbage as they go.
 import { pageOutExecutable } from "../../ffi/memory.ts";
-
-/** JavaScriptCore's tier-up thresholds are scaled by this on the engine's threads. */
-export const ENGINE_JIT_POLICY = 100_000;
+import { ENGINE_JIT_POLICY } from "./jit-policy.ts";
 
 /** For a Worker of the engine before its loop, and for the main thread (`bun build --compile` bakes the same
  * scale into dist/onacc with --compile-jit-policy; this covers `bun src/main.ts`). */
@@ -40,13 +38,18 @@ export function releaseStartup(): number {
 }
 
 /**
- * Under steady load the reader collects its garbage every this many events. Left to itself its heap kept
- * growing in the load test (bench/load-test.ts: 18.7 → 44.8 MiB anonymous over 60 s); with this it stayed
- * at 22–27 MiB. (The scanner does the same every 2,000 scans and when idle: scanner.ts.)
+ * The reader collects its garbage once this many events came in and the kernel's queue is empty (or after
+ * GC_BACKSTOP_FACTOR times as many, for a queue that never empties). Left to itself its heap kept growing in
+ * the load test (bench/load-test.ts: 18.7 → 44.8 MiB anonymous over 60 s); with this it stayed at 22–29.
+ * (The scanner does the same every 2,000 scans and when idle: scanner.ts.)
  */
 export const GC_EVERY_EVENTS = 2000;
+export const GC_BACKSTOP_FACTOR = 16;
 
-/** Asks JavaScriptCore for a collection without running it synchronously here (the reader answers opens). */
+/**
+ * A collection on this thread (Bun.gc(false) skips only the eager sweep of a full collection: the thread
+ * waits for the marking), so the reader calls it when no event is waiting.
+ */
 export function collectGarbage(): void {
   Bun.gc(false);
 }

@@ -25,7 +25,7 @@ import { errno, libc, monotonicMs, structBuffer } from "../../ffi/libc.ts";
 import { POLLIN, PollSet, WakeFd } from "../../ffi/poll.ts";
 import { ProcReader } from "../../ffi/procfs.ts";
 import { PathResolver } from "../../ffi/resolve.ts";
-import { afterStartupBurst, collectGarbage, GC_EVERY_EVENTS, startupBurst } from "./footprint.ts";
+import { afterStartupBurst, collectGarbage, GC_BACKSTOP_FACTOR, GC_EVERY_EVENTS, startupBurst } from "./footprint.ts";
 import { BackgroundQueue, LandedFiles, Rewalk } from "./background.ts";
 import { VerdictCache } from "./cache.ts";
 import { noWriters } from "./cache-rules.ts";
@@ -263,10 +263,16 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
           const k = readErrorLimit.hit(monotonicMs());
           if (k !== null) log("error", withSuppressed(`reading fanotify events failed: ${errnoName(e)}`, k));
         }
+        // Nothing waits in the kernel now: the moment to collect, as the collection runs on this thread.
+        if (eventsSinceGc >= GC_EVERY_EVENTS) {
+          eventsSinceGc = 0;
+          collectGarbage();
+        }
         return false;
       }
       eventsSinceGc += forEachEvent(view, n, onEvent);
-      if (eventsSinceGc >= GC_EVERY_EVENTS) {
+      // Under a load that never drains the queue, collect anyway now and then.
+      if (eventsSinceGc >= GC_EVERY_EVENTS * GC_BACKSTOP_FACTOR) {
         eventsSinceGc = 0;
         collectGarbage();
       }
