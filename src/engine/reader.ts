@@ -48,6 +48,8 @@ import type { OpsShared } from "./ops.ts"; // onacc ops (issue 14)
 const READ_BUFFER = 64 * 1024; // ~2,700 event records per read()
 /** Reads of the fanotify fd before slices of other work get their turn. */
 const READS_PER_ROUND = 16;
+/** /proc/self/fd links are at most PATH_MAX (4096) bytes. */
+const PATH_BYTES_MAX = 4096;
 /** How long one slice of a long job (re-marking, re-walk) may hold the thread. */
 const SLICE_MS = 4;
 /** A landed file is scanned once it has been quiet this long (repeated writes coalesce). */
@@ -101,10 +103,12 @@ export function runReader(s: EngineSettings, post: (m: WorkerMessage) => void, o
   };
 
   const resolver = new PathResolver();
+  const pathZ = new Uint8Array(PATH_BYTES_MAX + 1); // reused: no allocation per event
   const sameFileHere = (p: Uint8Array) => {
-    const z = new Uint8Array(p.length + 1);
-    z.set(p);
-    return resolver.sameFile(z, st.dev, st.ino) === "same";
+    if (p.length > PATH_BYTES_MAX) return false; // cannot be checked here: scanned
+    pathZ.set(p);
+    pathZ[p.length] = 0;
+    return resolver.sameFile(pathZ, st.dev, st.ino) === "same";
   };
 
   const answer = (fd: number, perm: boolean, response: number) => {
